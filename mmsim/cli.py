@@ -1,0 +1,292 @@
+"""The ``mmsim`` command line (argparse: the standard library's parser).
+
+Exit status: 0 when no violation exists (Never), 1 when one was found (or a
+replay reproduced it), 2 for bad input (one line on stderr, no traceback), 3 when
+a bound cut a search that found nothing (Unknown: not a proof).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+__all__ = ["main"]
+
+EXIT_NEVER, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"mmsim: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mmsim", description="Judge fixes for the GUP / file-page race.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("check", help="explore every interleaving of a scenario")
+    c.add_argument("scenario", help="a scenario id, e.g. dio/001")
+    c.add_argument(
+        "--policy", default="baseline", help="a registered policy (default: baseline)"
+    )
+    c.add_argument(
+        "--fs", default=None, help="filesystem personality (default: the scenario's)"
+    )
+    c.add_argument(
+        "--oracle",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="judge by this oracle instead of the scenario's (repeatable)",
+    )
+    c.add_argument(
+        "--max-steps", type=_positive, default=400, help="depth bound (default 400)"
+    )
+    c.add_argument(
+        "--preemption-bound",
+        type=_natural,
+        default=None,
+        help="explore only runs with at most N preemptions (incomplete)",
+    )
+    c.add_argument(
+        "--max-time",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this much wall time (the result says so)",
+    )
+    c.add_argument(
+        "--first",
+        action="store_true",
+        help="stop at the first violation instead of finding the shortest",
+    )
+    c.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the result, with a replayable counterexample, to FILE",
+    )
+    c.add_argument("--no-diagram", action="store_true", help="do not draw the race")
+
+    r = sub.add_parser("replay", help="re-run a counterexample step by step")
+    r.add_argument("file", type=Path)
+    r.add_argument("--quiet", action="store_true", help="only the outcome")
+
+    sub.add_parser("list", help="scenarios, policies, oracles")
+
+    cmp = sub.add_parser("compare", help="regenerate the comparison report")
+    cmp.add_argument(
+        "--out", type=Path, default=Path("reports"), help="output directory"
+    )
+    return p
+
+
+def _positive(text: str) -> int:
+    value = _natural(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[..., None] | None]:
+    """A live status line on a terminal (rich, if installed); nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    try:
+        from rich.console import Console
+        from rich.status import Status
+    except ImportError:
+        yield None
+        return
+    with Status("exploring…", console=Console(stderr=True)) as status:
+
+        def update(stats: object) -> None:
+            s = stats  # SearchStats
+            rate = s.transitions / s.seconds if s.seconds else 0.0  # type: ignore[attr-defined]
+            status.update(
+                f"states {s.states:,}  transitions {s.transitions:,}  "  # type: ignore[attr-defined]
+                f"depth {s.max_depth}  {rate:,.0f}/s"  # type: ignore[attr-defined]
+            )
+
+        yield update
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so no half file is left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from mmsim._api import check
+
+    with _progress() as progress:
+        result = check(
+            args.scenario,
+            args.policy,
+            fs=args.fs,
+            oracles=args.oracle,
+            max_steps=args.max_steps,
+            preemption_bound=args.preemption_bound,
+            max_time=args.max_time,
+            stop_on_first=args.first,
+            diagram=not args.no_diagram,
+            progress=progress,
+        )
+    st = result.stats
+    print(f"{result.scenario} under {result.policy} on {result.fs}: {result.verdict}")
+    print(f"  oracles: {', '.join(result.oracles)} (always: kernel-bug, deadlock)")
+    scope = "complete" if st.complete else f"cut by {', '.join(st.cut_by)}"
+    print(
+        f"  search: {st.states:,} distinct states, {st.transitions:,} transitions, "
+        f"{st.executions:,} executions, max depth {st.max_depth}, {scope}, "
+        f"{st.seconds:.2f}s"
+    )
+    if result.by_oracle:
+        found = ", ".join(f"{k}: {v}" for k, v in result.by_oracle.items())
+        print(f"  violating states by oracle: {found}")
+    cex = result.counterexample
+    if cex is not None:
+        print(
+            f"  shortest counterexample: {len(cex.steps)} steps, "
+            f"{cex.violation.oracle}: {cex.violation.message}"
+        )
+        if result.diagram:
+            print()
+            print(result.diagram, end="")
+    if args.json is not None:
+        _write_atomic(args.json, result.model_dump_json(indent=2) + "\n")
+        print(f"  wrote {args.json}")
+    print(f"  reproduce: {result.command}")
+    if cex is not None:
+        return EXIT_VIOLATION
+    return EXIT_NEVER if result.verdict == "Never" else EXIT_UNKNOWN
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from mmsim._api import replay_counterexample
+    from mmsim.diagram import render
+    from mmsim.results import load_counterexample
+
+    cex = load_counterexample(args.file)
+    shown = 0
+
+    def on_step(i: int, m: object) -> None:
+        nonlocal shown
+        if args.quiet:
+            return
+        trace = m.trace  # type: ignore[attr-defined]
+        tasks = m.tasks  # type: ignore[attr-defined]
+        for rec in trace[shown:]:
+            if rec.kind in ("call", "event", "warn", "bug", "violation", "wait"):
+                print(
+                    f"[{i:3}] {tasks[rec.task].name if rec.task >= 0 else '-':>16} "
+                    f"{'  ' * rec.depth}{rec.text}"
+                )
+        shown = len(trace)
+
+    m = replay_counterexample(cex, on_step)
+    if not args.quiet:
+        print()
+        print(render(m, title=f"{cex.scenario} under {cex.policy} on {cex.fs}"), end="")
+    v = m.violations[0]
+    print(f"replayed {len(cex.steps)} steps: {v.oracle}: {v.message}")
+    return EXIT_VIOLATION
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from mmsim.oracles import ORACLES
+    from mmsim.policy import load_policy, policy_names
+    from mmsim.scenarios import SCENARIOS
+
+    print("Scenarios")
+    print(
+        tabulate(
+            [
+                (s.id, ",".join(s.groups), ",".join(s.oracles), s.title)
+                for s in SCENARIOS.values()
+            ],
+            headers=["id", "groups", "oracles", "title"],
+            tablefmt="github",
+        )
+    )
+    print("\nPolicies")
+    rows = []
+    for name in policy_names():
+        try:
+            pol = load_policy(name)
+        except ValueError as exc:
+            rows.append((name, "?", "?", str(exc)))
+            continue
+        first = pol[0]
+        rows.append((name, first.status, first.kernel_version, first.link))
+    print(
+        tabulate(rows, headers=["name", "status", "kernel", "link"], tablefmt="github")
+    )
+    print("\nOracles")
+    print(
+        tabulate(
+            [(o.id, o.meaning, o.symptom) for o in ORACLES.values()],
+            headers=["id", "meaning", "kernel symptom"],
+            tablefmt="github",
+        )
+    )
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mmsim.report import compare
+
+    written = compare(args.out, echo=print)
+    print(f"wrote {len(written)} files under {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    from mmsim._api import ReplayError
+    from mmsim.oracles import OracleError
+    from mmsim.policy import PolicyError
+    from mmsim.results import FileError
+    from mmsim.scenarios import ScenarioError
+
+    args = _parser().parse_args(argv)
+    handlers = {
+        "check": _cmd_check,
+        "replay": _cmd_replay,
+        "list": _cmd_list,
+        "compare": _cmd_compare,
+    }
+    try:
+        return handlers[args.command](args)
+    except (ScenarioError, PolicyError, OracleError, FileError, ReplayError) as exc:
+        print(f"mmsim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("mmsim: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

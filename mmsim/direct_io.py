@@ -1,0 +1,139 @@
+"""fs/direct-io.c (v4.15): the legacy synchronous O_DIRECT read into user memory.
+
+This is the path of Jan Kara's report: ``read(fd2, addr, len)`` on an O_DIRECT
+file whose destination ``addr`` is a MAP_SHARED mapping of another file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import attrs
+
+from mmsim.bio import Bio, bio_alloc, bio_put, submit_bio
+from mmsim.engine import kernel
+
+if TYPE_CHECKING:
+    from mmsim.engine import Path
+    from mmsim.machine import Kernel
+    from mmsim.mm_types import Inode, Page, Vma
+
+__all__ = [
+    "Dio",
+    "dio_await_completion",
+    "dio_bio_complete",
+    "dio_bio_end_io",
+    "dio_complete",
+    "dio_get_page",
+    "do_blockdev_direct_IO",
+    "do_direct_IO",
+    "submit_page_section",
+]
+
+EFAULT = 14
+
+
+@attrs.define(slots=True, eq=False)
+class Dio:
+    """``struct dio`` of a synchronous read: ``should_dirty`` and no ``is_async``."""
+
+    snapshot_tag: ClassVar[int] = 11
+    key: int
+    should_dirty: bool = True
+
+
+@kernel("fs/direct-io.c")
+def dio_get_page(k: Kernel, vma: Vma, index: int) -> Path:
+    """Models dio_get_page() → dio_refill_pages() → iov_iter_get_pages().
+
+    Pins the user page with ``get_user_pages_fast(FOLL_WRITE)`` (a FOLL_GET
+    reference in v4.15). The references ``submit_page_section`` and
+    ``dio_bio_add_page`` take and drop around it are folded into this one, which
+    the bio then holds until ``dio_bio_complete``.
+    """
+    return (yield from k.ops.get_user_pages_fast(k, vma, index, True))
+
+
+@kernel("fs/direct-io.c")
+def dio_bio_end_io(k: Kernel, bio: Bio) -> None:
+    """Models dio_bio_end_io(): queue the bio for the waiter and wake it (irq)."""
+
+
+@kernel("fs/direct-io.c")
+def submit_page_section(k: Kernel, page: Page, src: Inode, lblk: int) -> Bio:
+    """Models submit_page_section() → dio_send_cur_page() → dio_bio_submit().
+
+    ``get_more_blocks`` maps the source block (allocated: no I/O to map it); a bio
+    reading that block into ``page`` is built and submitted.
+    """
+    bio = bio_alloc(k, page, [src.blocks[lblk]], False, dio_bio_end_io)
+    submit_bio(k, bio)
+    return bio
+
+
+@kernel("fs/direct-io.c")
+def do_direct_IO(k: Kernel, src: Inode, lblk: int, vma: Vma, index: int) -> Path:
+    """Models do_direct_IO() for one page: get the user page, submit its read."""
+    page = yield from dio_get_page(k, vma, index)
+    if page is None:
+        return None
+    return submit_page_section(k, page, src, lblk)
+
+
+@kernel("fs/direct-io.c")
+def dio_bio_complete(k: Kernel, dio: Dio, bio: Bio) -> Path:
+    """Models dio_bio_complete(), v4.15, for a synchronous read.
+
+    For each page of the bio: ``set_page_dirty_lock`` (``should_dirty``, not a
+    compound page), then ``put_page``; ``bio_put``. This re-dirties a page that
+    writeback may have cleaned, and reclaim stripped, while the read was in
+    flight: Jan Kara's race.
+    """
+    page = bio.page
+    if dio.should_dirty:
+        yield from k.ops.set_page_dirty_lock(k, page)
+        yield
+    k.ops.put_page(k, page)
+    bio_put(k, bio)
+
+
+@kernel("fs/direct-io.c")
+def dio_await_completion(k: Kernel, dio: Dio, bio: Bio) -> Path:
+    """Models dio_await_completion() → dio_await_one(): sleep until the bio is done.
+
+    Then ``dio_bio_complete`` runs in the reading task (process context).
+    """
+    if not bio.done:
+        yield k.wait_until(lambda: bio.done, "dio_await_one")
+    yield from dio_bio_complete(k, dio, bio)
+
+
+@kernel("fs/direct-io.c")
+def dio_complete(k: Kernel, vma: Vma, index: int, version: int) -> None:
+    """Models dio_complete(): the read returns its byte count to the user.
+
+    From here the user may rely on the data: the model records it as the last
+    completed write to the mapped file page, which a final sync must persist.
+    """
+    inode = vma.mapping.host
+    k.expected[(inode.key, index)] = version
+
+
+@kernel("fs/direct-io.c")
+def do_blockdev_direct_IO(
+    k: Kernel, src: Inode, lblk: int, vma: Vma, index: int
+) -> Path:
+    """Models ``read(fd2, addr, PAGE_SIZE)`` on O_DIRECT: do_blockdev_direct_IO().
+
+    ``ext4_file_read_iter`` → ``ext4_direct_IO`` → ``__blockdev_direct_IO``; the
+    source file's page cache range is clean (no ``filemap_write_and_wait_range``
+    work). Returns the bytes read, or -EFAULT when the user page could not be
+    pinned.
+    """
+    dio = Dio(key=0)
+    bio = yield from do_direct_IO(k, src, lblk, vma, index)
+    if bio is None:
+        return -EFAULT
+    yield from dio_await_completion(k, dio, bio)
+    dio_complete(k, vma, index, k.disk.data[src.blocks[lblk]])
+    return 4096

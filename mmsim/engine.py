@@ -1,0 +1,606 @@
+"""The engine: machine state, tasks, blocking waits, oracles and the trace.
+
+A *task* is a generator. Each ``yield`` is a point where another CPU may run; the
+code between two yields is one atomic step. A task that yields a :class:`Wait`
+sleeps until the wait's condition holds, the way kernel code sleeps in
+``wait_event()``; a sleeping task is not *enabled*, so no scheduler can pick it.
+
+The engine is deterministic: nothing here reads a clock or a random source. Every
+choice is made by whoever calls :meth:`Machine.step`, so a run is reproduced from
+its schedule (the sequence of task ids stepped).
+
+Two things make exhaustive search possible over generator code:
+
+* :meth:`Machine.snapshot` returns a canonical, hashable picture of the whole
+  machine: the shared state (``state_snapshot``, supplied by the subclass) and,
+  for every task, where it stands: the chain of generator frames (code object and
+  instruction offset) with every local variable, canonicalised. Two machines with
+  equal snapshots behave the same from then on, so the explorer may merge them.
+* The snapshot contains only ints and tuples, whose hashes do not depend on
+  ``PYTHONHASHSEED``; fingerprints are therefore equal across processes.
+
+Kernel functions register themselves with :func:`kernel` so that a traced replay
+can draw every call by its kernel name (through ``sys.setprofile``, which costs
+nothing while not tracing).
+"""
+
+from __future__ import annotations
+
+import dis
+import enum
+import functools
+import sys
+import types
+import zlib
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+
+__all__ = [
+    "KERNEL_FUNCTIONS",
+    "KernelBug",
+    "KernelFunction",
+    "Machine",
+    "Oracle",
+    "Path",
+    "Task",
+    "TraceRecord",
+    "Violation",
+    "Wait",
+    "kernel",
+]
+
+#: A modelled kernel path: a generator that yields ``None`` (a bare ``yield``: a
+#: point where another CPU may run) or a :class:`Wait` (a sleep), and returns the
+#: kernel function's return value. (Typed ``Any`` so that a bare ``yield`` reads
+#: as it does in the e-mails: mypy would otherwise want ``yield None``.)
+Path = Generator[Any, None, Any]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@attrs.frozen
+class KernelFunction:
+    """Where a modelled function lives in the kernel."""
+
+    name: str
+    file: str
+    version: str
+    module: str
+
+
+#: Every registered kernel function, by code object.
+KERNEL_FUNCTIONS: dict[types.CodeType, KernelFunction] = {}
+
+
+def kernel(
+    file: str, *, version: str = "v4.15", name: str | None = None
+) -> Callable[[F], F]:
+    """Register a function as the model of a kernel function.
+
+    The function is returned unchanged (no wrapper, so no cost in the inner loop);
+    registration lets a traced replay name it in race diagrams and lets
+    ``mmsim list --functions`` say where each kernel function lives.
+
+    Args:
+        file: the kernel source file, e.g. ``"mm/vmscan.c"``.
+        version: the kernel version whose behaviour is modelled.
+        name: the kernel's name when it differs from the Python name.
+    """
+
+    def register(fn: F) -> F:
+        code = fn.__code__
+        KERNEL_FUNCTIONS[code] = KernelFunction(
+            name=name or fn.__name__, file=file, version=version, module=fn.__module__
+        )
+        return fn
+
+    return register
+
+
+class KernelBug(Exception):
+    """A modelled ``BUG_ON()`` fired: the kernel oopses and the run ends."""
+
+    def __init__(self, where: str, condition: str) -> None:
+        super().__init__(f"kernel BUG at {where}: {condition}")
+        self.where = where
+        self.condition = condition
+
+
+@attrs.define(slots=True, eq=False)
+class Wait:
+    """A sleep: the task is not enabled until ``cond()`` is true.
+
+    ``reason`` names what the kernel waits on (``"lock_page"``,
+    ``"wait_on_page_writeback"``), for traces and for deadlock reports.
+    """
+
+    cond: Callable[[], bool]
+    reason: str
+    #: A daemon's idle point (the top of its loop): a quiescing machine parks the
+    #: daemon here, and only here, so no lock is left held.
+    idle: bool = False
+
+
+@attrs.frozen
+class Violation:
+    """An oracle found the machine in a state the kernel promises never to reach."""
+
+    oracle: str
+    message: str
+    task: str
+
+
+@attrs.frozen
+class TraceRecord:
+    """One line of a traced run.
+
+    ``kind`` is ``"call"`` (a kernel function entered), ``"ret"`` (its return value,
+    for plain functions), ``"event"`` (a tracepoint or note), ``"bug"``, ``"warn"``,
+    ``"wait"`` (the task went to sleep) or ``"violation"``.
+    """
+
+    step: int
+    task: int
+    depth: int
+    kind: str
+    text: str
+
+
+@attrs.define(slots=True, eq=False)
+class Task:
+    """One CPU's thread of control: a process, a kernel thread or an interrupt."""
+
+    tid: int
+    name: str
+    kind: str
+    gen: Path
+    daemon: bool = False
+    #: ``"process"`` or ``"irq"``: sleeping is only legal in process context.
+    context: str = "process"
+    wait: Wait | None = None
+    done: bool = False
+
+    def position(self) -> tuple[Any, ...]:
+        """Where this task stands: its generator frames and their locals, canonical."""
+        if self.done:
+            return (-1,)
+        out: list[Any] = []
+        gen: Any = self.gen
+        while isinstance(gen, types.GeneratorType):
+            frame = gen.gi_frame
+            if frame is None:
+                break
+            _check_no_hidden_state(gen.gi_code, frame.f_lasti)
+            out.append(_code_id(gen.gi_code))
+            out.append(frame.f_lasti)
+            for value in frame.f_locals.values():
+                out.append(canonical(value))
+            gen = gen.gi_yieldfrom
+        return tuple(out)
+
+
+class Oracle:
+    """A named predicate over the machine that a correct kernel never violates.
+
+    Subclasses set the class attributes and override any of the optional hooks;
+    only overridden hooks are dispatched (as trio's ``Instrument``), so an oracle
+    costs nothing at the points it does not watch.
+
+    * ``on_event(m, name, obj)``: called at a tracepoint listed in ``events``,
+      synchronously, so it sees the state exactly where the kernel emits it.
+    * ``after_step(m)``: called after every step.
+    * ``at_end(m)``: called once, when the run has finished and quiesced.
+
+    Each returns ``None`` or a message describing the violation.
+    """
+
+    id: ClassVar[str] = ""
+    meaning: ClassVar[str] = ""
+    symptom: ClassVar[str] = ""
+    events: ClassVar[tuple[str, ...]] = ()
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        return None
+
+    def after_step(self, m: Machine) -> str | None:
+        return None
+
+    def at_end(self, m: Machine) -> str | None:
+        return None
+
+    def overrides(self, hook: str) -> bool:
+        """Whether this oracle overrides the optional hook ``hook``."""
+        return getattr(type(self), hook) is not getattr(Oracle, hook)
+
+
+def _code_id(code: types.CodeType) -> int:
+    cid = _CODE_IDS.get(code)
+    if cid is None:
+        key = f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_qualname}:{code.co_firstlineno}"
+        cid = _CODE_IDS[code] = zlib.crc32(key.encode())
+    return cid
+
+
+_CODE_IDS: dict[types.CodeType, int] = {}
+
+_JUMPS_ALWAYS = {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT"}
+_ENDS = {"RETURN_VALUE", "RAISE_VARARGS", "RERAISE"}
+_HIDDEN_OK: dict[types.CodeType, frozenset[int]] = {}
+
+
+def _yield_points_without_hidden_state(code: types.CodeType) -> frozenset[int]:
+    """Offsets of the yields at which ``code`` keeps nothing on its value stack.
+
+    A generator suspended at a yield keeps, besides its locals, whatever is on the
+    frame's value stack: a ``for`` loop's iterator, a half-evaluated expression.
+    Python cannot read that stack, so the fingerprint would miss it and merge
+    states that differ. A stack-depth analysis of the bytecode finds the yields
+    where the stack holds only the value being yielded (and, in ``yield from``,
+    the sub-generator, which the fingerprint follows through ``gi_yieldfrom``).
+    """
+    instrs = list(dis.get_instructions(code))
+    index = {ins.offset: i for i, ins in enumerate(instrs)}
+    depth: dict[int, int] = {}
+    work = [(0, 0)]
+    while work:
+        i, d = work.pop()
+        while i < len(instrs):
+            ins = instrs[i]
+            if ins.offset in depth:
+                break
+            depth[ins.offset] = d
+            arg = ins.arg if ins.opcode >= dis.HAVE_ARGUMENT else None
+            if ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs:
+                work.append(
+                    (
+                        index[ins.argval],
+                        d + dis.stack_effect(ins.opcode, arg, jump=True),
+                    )
+                )
+                if ins.opname in _JUMPS_ALWAYS:
+                    break
+                d += dis.stack_effect(ins.opcode, arg, jump=False)
+            elif ins.opname in _ENDS:
+                break
+            elif ins.opname == "RETURN_GENERATOR":
+                d += 1  # resumed, the frame starts with the sent value, popped next
+            else:
+                d += dis.stack_effect(ins.opcode, arg)
+            i += 1
+    base = depth.get(instrs[0].offset, 0)
+    # A generator not yet started stands before its first RESUME, holding nothing.
+    ok = {
+        ins.offset
+        for ins in instrs[
+            : next((i for i, ins in enumerate(instrs) if ins.opname == "RESUME"), 0)
+        ]
+    }
+    for i, ins in enumerate(instrs):
+        if ins.opname != "YIELD_VALUE" or ins.offset not in depth:
+            continue
+        allowed = 2 if i and instrs[i - 1].opname == "SEND" else 1
+        if depth[ins.offset] - base <= allowed:
+            ok.add(ins.offset)
+    return frozenset(ok)
+
+
+def _check_no_hidden_state(code: types.CodeType, lasti: int) -> None:
+    ok = _HIDDEN_OK.get(code)
+    if ok is None:
+        ok = _HIDDEN_OK[code] = _yield_points_without_hidden_state(code)
+    if lasti not in ok:
+        line = next(
+            (ln for start, end, ln in code.co_lines() if start <= lasti < end),
+            code.co_firstlineno,
+        )
+        raise TypeError(
+            f"{code.co_qualname} ({code.co_filename}:{line}) yields with state on its "
+            "value stack (a for-loop iterator or a half-evaluated expression), which "
+            "the state fingerprint cannot see; loop with an index kept in a local"
+        )
+
+
+def canonical(value: Any) -> Any:
+    """Map a local variable to ints and tuples whose hash is stable across processes.
+
+    Model objects (anything with an integer ``key`` and a ``snapshot_tag``) become
+    their tag and key; machine-wide singletons (the machine, policies, filesystem
+    personalities) are constants. A value of any other type is refused, so that a
+    path can never carry state the fingerprint would miss.
+    """
+    if isinstance(value, int):  # bool is an int
+        return value
+    if value is None:
+        return ()
+    tag = getattr(value, "snapshot_tag", None)
+    if tag is not None:
+        key = getattr(value, "key", None)
+        return (tag, key) if isinstance(key, int) else (tag,)
+    if isinstance(value, tuple | list):
+        return (-2, *(canonical(v) for v in value))
+    if isinstance(value, str):
+        return (-3, zlib.crc32(value.encode()))
+    if isinstance(value, enum.Enum):
+        return (-4, canonical(value.value))
+    if isinstance(value, functools.partial):
+        return (
+            (-5, _code_id(value.func.__code__))
+            if hasattr(value.func, "__code__")
+            else (-5,)
+        )
+    if isinstance(value, types.FunctionType | types.MethodType):
+        fn = value.__func__ if isinstance(value, types.MethodType) else value
+        return (-5, _code_id(fn.__code__))
+    if isinstance(value, Wait):
+        return (-6,)
+    if isinstance(value, float):
+        return (-7, value)
+    raise TypeError(
+        f"a path keeps a local of type {type(value).__name__!r}, which the state "
+        "fingerprint cannot represent; give the class a snapshot_tag and an int key"
+    )
+
+
+class Machine:
+    """Shared state plus tasks. Subclasses supply the state and its snapshot.
+
+    The kernel model (:class:`mmsim.mm_types.Kernel`) and the small test programs
+    used to check the explorer against brute force are both machines.
+    """
+
+    #: Oracles in force; built by subclasses.
+    oracles: list[Oracle]
+    #: The machine is a constant in every frame that holds it.
+    snapshot_tag: ClassVar[int] = 0
+
+    def __init__(self) -> None:
+        self.tasks: list[Task] = []
+        self.oracles = []
+        self.violations: list[Violation] = []
+        self.crashed: KernelBug | None = None
+        self.steps = 0
+        self.tracing = False
+        self.trace: list[TraceRecord] = []
+        self.current: Task | None = None
+        self._event_oracles: dict[str, list[Oracle]] = {}
+        self._step_oracles: list[Oracle] = []
+        self._end_oracles: list[Oracle] = []
+        self._profiler: _Profiler | None = None
+
+    # -- set-up -------------------------------------------------------------------
+
+    def spawn(
+        self,
+        name: str,
+        kind: str,
+        gen: Path,
+        *,
+        daemon: bool = False,
+        context: str = "process",
+    ) -> Task:
+        """Add a task; tasks are numbered in the order they are spawned."""
+        task = Task(len(self.tasks), name, kind, gen, daemon=daemon, context=context)
+        self.tasks.append(task)
+        return task
+
+    def install_oracles(self, oracles: list[Oracle]) -> None:
+        """Set the oracles that judge this machine, dispatching only overridden hooks."""
+        self.oracles = list(oracles)
+        self._event_oracles = {}
+        for oracle in self.oracles:
+            if oracle.overrides("on_event"):
+                for name in oracle.events:
+                    self._event_oracles.setdefault(name, []).append(oracle)
+        self._step_oracles = [o for o in self.oracles if o.overrides("after_step")]
+        self._end_oracles = [o for o in self.oracles if o.overrides("at_end")]
+
+    # -- what subclasses provide -----------------------------------------------------
+
+    def state_snapshot(self) -> tuple[Any, ...]:
+        """The shared state, as ints and tuples. Subclasses must override."""
+        raise NotImplementedError
+
+    def quiesce(self) -> Iterator[Task]:
+        """Yield tasks to run to completion once every non-daemon task has finished.
+
+        The kernel model uses this for the final ``sync``; the default is nothing.
+        """
+        return iter(())
+
+    # -- running --------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """The canonical state: shared state and where every task stands."""
+        return (self.state_snapshot(), tuple(t.position() for t in self.tasks))
+
+    def enabled(self) -> list[int]:
+        """Ids of the tasks that may take the next step."""
+        if self.crashed is not None or self.violations:
+            return []
+        return [
+            t.tid
+            for t in self.tasks
+            if not t.done and (t.wait is None or t.wait.cond())
+        ]
+
+    def finished(self) -> bool:
+        """Whether every non-daemon task has run to completion."""
+        return all(t.done for t in self.tasks if not t.daemon)
+
+    def step(self, tid: int) -> None:
+        """Run task ``tid`` up to its next preemption point (one atomic step)."""
+        task = self.tasks[tid]
+        assert not task.done, f"task {task.name} already finished"
+        assert task.wait is None or task.wait.cond(), f"task {task.name} is asleep"
+        self.current = task
+        task.wait = None
+        if self.tracing:
+            self._begin_trace(task)
+        try:
+            task.wait = next(task.gen)
+        except StopIteration:
+            task.done = True
+        except KernelBug as bug:
+            self.crashed = bug
+            task.done = True
+            self.record(task, "bug", str(bug))
+            self.violations.append(Violation("kernel-bug", str(bug), task.name))
+        finally:
+            if self._profiler is not None:
+                self._profiler.stop()
+        self.steps += 1
+        if task.wait is not None and self.tracing:
+            self.record(task, "wait", f"sleeps: {task.wait.reason}")
+        for oracle in self._step_oracles:
+            message = oracle.after_step(self)
+            if message is not None:
+                self.violate(oracle, message)
+        self.current = None
+
+    def run_to_end(self) -> None:
+        """Quiesce a finished machine and apply the end-of-run oracles.
+
+        The tasks from :meth:`quiesce` are started and every task runs, lowest id
+        first, until the non-daemon ones are done and each daemon is parked at its
+        idle point (a daemon mid-pass finishes its pass first). Oracles are still
+        checked after every step.
+        """
+        for _ in self.quiesce():
+            pass
+        while not self.violations:
+            runnable = [
+                t.tid
+                for t in self.tasks
+                if not t.done
+                and (t.wait is None or t.wait.cond())
+                and not (t.daemon and t.wait is not None and t.wait.idle)
+            ]
+            if not runnable:
+                if not self.finished():
+                    self.check_deadlock()
+                break
+            self.step(runnable[0])
+        if self.violations:
+            return
+        for oracle in self._end_oracles:
+            message = oracle.at_end(self)
+            if message is not None:
+                self.violate(oracle, message)
+
+    # -- what paths call --------------------------------------------------------------
+
+    def tracepoint(self, name: str, obj: Any, text: str = "") -> None:
+        """A kernel tracepoint: oracles watching ``name`` judge the state right here."""
+        if self.tracing:
+            self.record(self.current, "event", f"{name}: {text}" if text else name)
+        for oracle in self._event_oracles.get(name, ()):
+            message = oracle.on_event(self, name, obj)
+            if message is not None:
+                self.violate(oracle, message)
+
+    def warn(self, where: str, condition: str) -> None:
+        """A modelled ``WARN_ON()``: logged, the run goes on."""
+        self.tracepoint("warn", where, f"WARNING at {where}: {condition}")
+
+    def violate(self, oracle: Oracle, message: str) -> None:
+        """Record a violation; the explorer ends the run here."""
+        task = self.current.name if self.current is not None else "-"
+        self.violations.append(Violation(oracle.id, message, task))
+        if self.tracing:
+            self.record(self.current, "violation", f"{oracle.id}: {message}")
+
+    def check_deadlock(self) -> bool:
+        """Record a deadlock if unfinished tasks remain and none can run."""
+        if self.violations or self.finished():
+            return False
+        if any(not t.done and (t.wait is None or t.wait.cond()) for t in self.tasks):
+            return False
+        asleep = [t for t in self.tasks if not t.done and not t.daemon]
+        self.violate_deadlock(asleep[0])
+        return True
+
+    def violate_deadlock(self, task: Task) -> None:
+        """Record that ``task`` sleeps on a condition nothing can make true."""
+        reason = task.wait.reason if task.wait is not None else "?"
+        self.violations.append(
+            Violation("deadlock", f"{task.name} sleeps for ever in {reason}", task.name)
+        )
+
+    # -- tracing ----------------------------------------------------------------------
+
+    def record(self, task: Task | None, kind: str, text: str) -> None:
+        """Append a trace line for ``task`` (only while tracing)."""
+        if not self.tracing:
+            return
+        depth = self._profiler.depth if self._profiler is not None else 0
+        self.trace.append(
+            TraceRecord(self.steps, task.tid if task else -1, depth, kind, text)
+        )
+
+    def _begin_trace(self, task: Task) -> None:
+        if self._profiler is None or self._profiler.task is not task:
+            self._profiler = _Profiler(self, task)
+        self._profiler.start()
+
+
+class _Profiler:
+    """Records the kernel functions a task calls during one step (tracing only).
+
+    ``stack`` holds the task's active kernel frames: its suspended generator
+    chain at the start of a step, plus plain calls in progress. A resumed
+    generator frame is recognised by identity and not drawn again; a generator's
+    return event is a real return only when it stops at ``RETURN_VALUE`` (a yield
+    also raises one).
+    """
+
+    def __init__(self, machine: Machine, task: Task) -> None:
+        self.machine = machine
+        self.task = task
+        self.stack: list[types.FrameType] = []
+
+    @property
+    def depth(self) -> int:
+        return len(self.stack)
+
+    def start(self) -> None:
+        chain = []
+        gen: Any = self.task.gen
+        while isinstance(gen, types.GeneratorType) and gen.gi_frame is not None:
+            if gen.gi_code in KERNEL_FUNCTIONS:
+                chain.append(gen.gi_frame)
+            gen = gen.gi_yieldfrom
+        self.stack = chain
+        sys.setprofile(self._hook)
+
+    def stop(self) -> None:
+        sys.setprofile(None)
+
+    def _hook(self, frame: types.FrameType, event: str, arg: Any) -> None:
+        info = KERNEL_FUNCTIONS.get(frame.f_code)
+        if info is None:
+            return
+        if event == "call":
+            if any(f is frame for f in self.stack):
+                return  # a generator resumed, not a new call
+            self.machine.record(self.task, "call", info.name)
+            self.stack.append(frame)
+        elif event == "return":
+            if frame.f_code.co_flags & _CO_GENERATOR:
+                code = frame.f_code.co_code
+                if code[frame.f_lasti] != _RETURN_VALUE:
+                    return  # a yield: the frame stays suspended on the stack
+            while self.stack and self.stack[-1] is not frame:
+                self.stack.pop()
+            if self.stack:
+                self.stack.pop()
+            if (
+                isinstance(arg, bool | int)
+                and not frame.f_code.co_flags & _CO_GENERATOR
+            ):
+                self.machine.record(self.task, "ret", repr(arg))
+
+
+_CO_GENERATOR = 0x20
+_RETURN_VALUE = __import__("dis").opmap["RETURN_VALUE"]

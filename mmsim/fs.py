@@ -1,0 +1,81 @@
+"""Filesystem personalities: ``struct address_space_operations`` (include/linux/fs.h).
+
+A personality supplies the operations the generic paths call through
+``mapping->a_ops`` (and ``vma->vm_ops->page_mkwrite``). The generic paths never
+test which filesystem they run on; they call these methods, as the kernel does.
+
+Methods that may sleep are generator functions (paths); the others are plain.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, ClassVar
+
+import attrs
+
+if TYPE_CHECKING:
+    from mmsim.engine import Path
+    from mmsim.machine import Kernel
+    from mmsim.mm_types import Page, Vma
+
+__all__ = ["AddressSpaceOperations", "SyncMode", "WritebackControl"]
+
+
+class SyncMode(enum.IntEnum):
+    """``enum writeback_sync_modes`` (include/linux/writeback.h)."""
+
+    WB_SYNC_NONE = 0
+    WB_SYNC_ALL = 1
+
+
+@attrs.define(slots=True, eq=False)
+class WritebackControl:
+    """``struct writeback_control``: why writeback runs and how hard it tries."""
+
+    snapshot_tag: ClassVar[int] = 9
+    sync_mode: SyncMode = SyncMode.WB_SYNC_NONE
+    #: Set by pageout(): writing for memory reclaim (PF_MEMALLOC in the caller).
+    for_reclaim: bool = False
+
+    @property
+    def key(self) -> int:
+        return int(self.sync_mode) | self.for_reclaim << 1
+
+
+class AddressSpaceOperations:
+    """The operations a filesystem plugs into the generic page-cache paths.
+
+    ``name`` is the personality's name (``mmsim check --fs NAME``).
+    """
+
+    name: ClassVar[str] = ""
+    #: Personalities are machine-wide constants: the fingerprint ignores them.
+    snapshot_tag: ClassVar[int] = 0
+
+    def page_mkwrite(self, k: Kernel, vma: Vma, page: Page) -> Path:
+        """``vm_operations_struct->page_mkwrite``: prepare a page for a write fault.
+
+        Returns a ``VM_FAULT_*`` code; on success the page is returned locked.
+        """
+        raise NotImplementedError
+
+    def writepages(self, k: Kernel, mapping_key: int, wbc: WritebackControl) -> Path:
+        """``->writepages``: write back the dirty pages of a mapping."""
+        raise NotImplementedError
+
+    def writepage(self, k: Kernel, page: Page, wbc: WritebackControl) -> Path:
+        """``->writepage``: write one locked, just-cleaned page; unlocks it."""
+        raise NotImplementedError
+
+    def set_page_dirty(self, k: Kernel, page: Page) -> bool:
+        """``->set_page_dirty``: mark a page dirty; True on a clean→dirty change."""
+        raise NotImplementedError
+
+    def releasepage(self, k: Kernel, page: Page) -> bool:
+        """``->releasepage``: drop the page's private data; True on success."""
+        raise NotImplementedError
+
+    def readpage(self, k: Kernel, page: Page) -> Path:
+        """``->readpage``: read a locked, new page from disk; unlocks it."""
+        raise NotImplementedError

@@ -1,0 +1,60 @@
+"""fs/fs-writeback.c and fs/sync.c (v4.15): the flusher thread and sync(2)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mmsim.engine import kernel
+from mmsim.fs import SyncMode, WritebackControl
+from mmsim.page_writeback import do_writepages
+
+if TYPE_CHECKING:
+    from mmsim.engine import Path
+    from mmsim.machine import Kernel
+
+__all__ = ["filemap_fdatawait", "sync_filesystem", "wb_workfn"]
+
+
+@kernel("fs/fs-writeback.c")
+def wb_workfn(k: Kernel) -> Path:
+    """Models the flusher: wb_workfn → wb_writeback → writeback_sb_inodes.
+
+    Runs for ever (a daemon): it sleeps until some file has dirty pages (the
+    kernel wakes it from ``__mark_inode_dirty`` and on the writeback timer), then
+    ``__writeback_single_inode`` → ``do_writepages`` with WB_SYNC_NONE for each
+    dirty file. Dirty expiry and bandwidth are not modelled.
+    """
+    wbc = WritebackControl(sync_mode=SyncMode.WB_SYNC_NONE)
+    while True:
+        yield k.idle_until(k.has_dirty_pages, "wb_workfn: no dirty inodes")
+        ino = 0
+        while ino < len(k.inodes):
+            mapping = k.inodes[ino].mapping
+            ino += 1
+            if any(p.dirty for p in mapping.pages.values()):
+                yield from do_writepages(k, mapping, wbc)
+
+
+@kernel("mm/filemap.c")
+def filemap_fdatawait(k: Kernel) -> Path:
+    """Models filemap_fdatawait() over every file: sleep until no page is under writeback."""
+    if any(p.writeback for p in k.frames):
+        yield k.wait_until(
+            lambda: not any(p.writeback for p in k.frames), "filemap_fdatawait"
+        )
+
+
+@kernel("fs/sync.c")
+def sync_filesystem(k: Kernel) -> Path:
+    """Models sync_filesystem(): WB_SYNC_ALL writeback of every file, then wait.
+
+    Runs once every scenario task has finished, with the daemons stopped: the
+    run's data must then be on disk.
+    """
+    wbc = WritebackControl(sync_mode=SyncMode.WB_SYNC_ALL)
+    yield from filemap_fdatawait(k)
+    ino = 0
+    while ino < len(k.inodes):
+        ino += 1
+        yield from do_writepages(k, k.inodes[ino - 1].mapping, wbc)
+    yield from filemap_fdatawait(k)

@@ -1,0 +1,163 @@
+"""The kernel machine: every model object of one simulated system, and its tasks.
+
+``Kernel`` is the ``k`` every path receives. It owns the page-frame pool, the
+inodes and their page caches, the user mapping, the disk, the policy hook table
+(``k.ops``) and the record of completed writes that the lost-write oracle reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from mmsim.bio import Bio
+from mmsim.engine import Machine, Path, Task, Wait
+from mmsim.fs import AddressSpaceOperations
+from mmsim.mm_types import AddressSpace, BufferHead, Disk, Inode, Page, Pte, Vma
+from mmsim.policy import Ops, Policy, build_ops
+
+__all__ = ["Kernel"]
+
+
+class Kernel(Machine):
+    """One simulated machine running the modelled kernel paths.
+
+    Args:
+        policies: the fix under test (a tuple of policies; empty is the baseline).
+        nr_frames: size of the page-frame pool.
+        nr_blocks: size of the disk, in blocks.
+        pgdat_dirty: the node's PGDAT_DIRTY flag: reclaim has met many dirty pages,
+            so kswapd may write a dirty file page itself (``shrink_page_list``).
+    """
+
+    def __init__(
+        self,
+        policies: tuple[Policy, ...] = (),
+        *,
+        nr_frames: int = 2,
+        nr_blocks: int = 4,
+        pgdat_dirty: bool = True,
+    ) -> None:
+        super().__init__()
+        self.policies = policies
+        self.ops: Ops = build_ops(policies, _baseline_hooks())
+        self.frames = [Page(key=i) for i in range(nr_frames)]
+        self.inodes: list[Inode] = []
+        self.vmas: list[Vma] = []
+        self.disk = Disk(data=[0] * nr_blocks, owner=[None] * nr_blocks)
+        self.pgdat_dirty = pgdat_dirty
+        self._next_key = 100
+        #: The next data version a write will store.
+        self.next_version = 1
+        #: Last completed write per (inode key, page index): what sync must persist.
+        self.expected: dict[tuple[int, int], int] = {}
+        #: Bios in flight, by slot (see :mod:`mmsim.bio`).
+        self.bios: list[Bio | None] = []
+        #: /proc/vmstat-style counters. Observations only: not part of the state.
+        self.vmstat: dict[str, int] = {}
+
+    # -- construction -----------------------------------------------------------
+
+    def new_key(self) -> int:
+        """A fresh key for a model object (deterministic: objects are made in order)."""
+        self._next_key += 1
+        return self._next_key
+
+    def add_inode(self, name: str, a_ops: AddressSpaceOperations, size: int) -> Inode:
+        """Create a file of ``size`` bytes whose page cache uses ``a_ops``."""
+        inode = Inode(key=len(self.inodes), name=name, size=size)
+        inode.mapping = AddressSpace(key=inode.key, host=inode, a_ops=a_ops)
+        self.inodes.append(inode)
+        return inode
+
+    def add_vma(self, mapping: AddressSpace, nr_pages: int) -> Vma:
+        """Map ``nr_pages`` of a file ``MAP_SHARED`` into the user's address space."""
+        vma = Vma(key=len(self.vmas), mapping=mapping)
+        vma.ptes = [Pte(key=i) for i in range(nr_pages)]
+        self.vmas.append(vma)
+        return vma
+
+    def alloc_page(self) -> Page | None:
+        """``alloc_page()``: the lowest free frame, with one reference, or None."""
+        for page in self.frames:
+            if page.refcount == 0:
+                page.refcount = 1
+                return page
+        return None
+
+    def new_version(self) -> int:
+        """A fresh data version for a write."""
+        v = self.next_version
+        self.next_version += 1
+        return v
+
+    def new_buffer(self) -> BufferHead:
+        """A buffer head (``alloc_buffer_head``)."""
+        return BufferHead(key=0)
+
+    def spawn_irq(self, name: str, gen: Path) -> Task:
+        """Start an interrupt-context task, reusing the slot of a finished one.
+
+        Reusing slots keeps the number of tasks, and so the state space, finite
+        while daemons loop and keep submitting I/O.
+        """
+        for task in self.tasks:
+            if task.kind == "irq" and task.done:
+                task.name, task.gen, task.done, task.wait = name, gen, False, None
+                return task
+        return self.spawn(name, "irq", gen, context="irq")
+
+    def has_dirty_pages(self) -> bool:
+        """Whether any file has a dirty page in its cache (the flusher's wake-up)."""
+        return any(p.dirty for i in self.inodes for p in i.mapping.pages.values())
+
+    def count(self, item: str, n: int = 1) -> None:
+        """Add to a /proc/vmstat counter."""
+        self.vmstat[item] = self.vmstat.get(item, 0) + n
+
+    # -- what the engine needs ------------------------------------------------------
+
+    def state_snapshot(self) -> tuple[Any, ...]:
+        return (
+            tuple(p.snapshot() for p in self.frames),
+            tuple(i.snapshot() for i in self.inodes),
+            tuple(i.mapping.snapshot() for i in self.inodes),
+            tuple(v.snapshot() for v in self.vmas),
+            self.disk.snapshot(),
+            self.next_version,
+            tuple(sorted(self.expected.items())),
+            tuple(b.snapshot() if b is not None else () for b in self.bios),
+        )
+
+    def wait_until(self, cond: Callable[[], bool], reason: str) -> Wait:
+        """Sleep until ``cond()`` holds: ``yield k.wait_until(cond, "why")``."""
+        return Wait(cond, reason)
+
+    def idle_until(self, cond: Callable[[], bool], reason: str) -> Wait:
+        """A daemon's idle point: ``yield k.idle_until(cond, "why")`` tops its loop."""
+        return Wait(cond, reason, idle=True)
+
+    def quiesce(self) -> Iterator[Task]:
+        """The final ``sync(2)``: write back every dirty page, WB_SYNC_ALL."""
+        from mmsim.fs_writeback import sync_filesystem
+
+        yield self.spawn("sync", "sync", sync_filesystem(self))
+
+    def page_name(self, page: Page) -> str:
+        """How traces name a page: ``file1:0`` (or ``page 3`` when not cached)."""
+        if page.mapping is not None:
+            return f"{page.mapping.host.name}:{page.index}"
+        return f"page {page.key}"
+
+
+def _baseline_hooks() -> dict[str, Callable[..., Any]]:
+    from mmsim import filemap, gup, page_writeback, rmap, swap
+
+    return {
+        "get_user_pages_fast": gup.get_user_pages_fast,
+        "set_page_dirty_lock": page_writeback.set_page_dirty_lock,
+        "clear_page_dirty_for_io": page_writeback.clear_page_dirty_for_io,
+        "page_mkclean": rmap.page_mkclean,
+        "try_to_release_page": filemap.try_to_release_page,
+        "put_page": swap.put_page,
+    }

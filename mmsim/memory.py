@@ -1,0 +1,148 @@
+"""mm/memory.c (v4.15): write faults on a MAP_SHARED file mapping."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mmsim.engine import kernel
+from mmsim.filemap import (
+    VM_FAULT_ERROR,
+    VM_FAULT_LOCKED,
+    VM_FAULT_NOPAGE,
+    filemap_fault,
+    lock_page,
+    unlock_page,
+)
+from mmsim.page_writeback import set_page_dirty
+from mmsim.rmap import page_add_file_rmap
+
+if TYPE_CHECKING:
+    from mmsim.engine import Path
+    from mmsim.machine import Kernel
+    from mmsim.mm_types import Page, Vma
+
+__all__ = [
+    "do_page_mkwrite",
+    "do_shared_fault",
+    "do_wp_page",
+    "fault_dirty_shared_page",
+    "finish_fault",
+    "handle_mm_fault",
+]
+
+
+@kernel("mm/memory.c")
+def handle_mm_fault(k: Kernel, vma: Vma, index: int, write: bool) -> Path:
+    """Models handle_mm_fault() → handle_pte_fault() for a shared file mapping.
+
+    No PTE: ``do_fault`` → ``do_shared_fault`` (on a write; a read fault is not
+    modelled). A read-only PTE on a write: ``do_wp_page``. Otherwise the PTE is
+    made young and, on a write, dirty. Returns a ``VM_FAULT_*`` code.
+    """
+    pte = vma.ptes[index]
+    if not pte.present:
+        return (yield from do_shared_fault(k, vma, index))
+    if write and not pte.writable:
+        return (yield from do_wp_page(k, vma, index))
+    if write:
+        pte.dirty = True
+    return 0
+
+
+@kernel("mm/memory.c")
+def do_page_mkwrite(k: Kernel, vma: Vma, page: Page) -> Path:
+    """Models do_page_mkwrite(): call ``->page_mkwrite``; return the page locked.
+
+    If the filesystem returned without the lock, take it and fail with
+    VM_FAULT_NOPAGE when the page was truncated meanwhile.
+    """
+    ret = yield from vma.mapping.a_ops.page_mkwrite(k, vma, page)
+    if ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE):
+        return ret
+    if not ret & VM_FAULT_LOCKED:
+        yield from lock_page(k, page)
+        if page.mapping is None:
+            unlock_page(k, page)
+            return VM_FAULT_NOPAGE
+        ret |= VM_FAULT_LOCKED
+    return ret
+
+
+@kernel("mm/memory.c")
+def finish_fault(k: Kernel, vma: Vma, index: int, page: Page) -> None:
+    """Models finish_fault() → alloc_set_pte(): install a writable, dirty PTE.
+
+    ``page_add_file_rmap``; the fault's page reference now belongs to the PTE.
+    """
+    pte = vma.ptes[index]
+    page_add_file_rmap(k, page)
+    pte.page = page
+    pte.present = True
+    pte.writable = True
+    pte.dirty = True
+
+
+@kernel("mm/memory.c")
+def fault_dirty_shared_page(k: Kernel, vma: Vma, page: Page) -> None:
+    """Models fault_dirty_shared_page(): ``set_page_dirty``, ``unlock_page``.
+
+    ``balance_dirty_pages_ratelimited`` is not modelled (no dirty throttling).
+    """
+    set_page_dirty(k, page)
+    unlock_page(k, page)
+
+
+@kernel("mm/memory.c")
+def do_shared_fault(k: Kernel, vma: Vma, index: int) -> Path:
+    """Models do_shared_fault(), v4.15: a write fault with no PTE yet.
+
+    ``__do_fault`` (``filemap_fault``) returns the page locked with a reference;
+    it is unlocked and ``do_page_mkwrite`` calls the filesystem, which returns it
+    locked again; then ``finish_fault`` and ``fault_dirty_shared_page``. From
+    ``->page_mkwrite``'s lock to the final unlock the page lock is held, so the
+    model runs that stretch as one step (nothing that takes the page lock can
+    interleave with it).
+    """
+    ret, page = yield from filemap_fault(k, vma.mapping, index)
+    if page is None:
+        return ret
+    unlock_page(k, page)
+    yield
+    tmp = yield from do_page_mkwrite(k, vma, page)
+    if tmp & (VM_FAULT_ERROR | VM_FAULT_NOPAGE):
+        k.ops.put_page(k, page)
+        return tmp
+    finish_fault(k, vma, index, page)
+    fault_dirty_shared_page(k, vma, page)
+    k.count("pgfault")
+    return ret & ~VM_FAULT_LOCKED
+
+
+@kernel("mm/memory.c")
+def do_wp_page(k: Kernel, vma: Vma, index: int) -> Path:
+    """Models do_wp_page() → wp_page_shared(), v4.15: a write to a read-only PTE.
+
+    Takes a reference, calls ``do_page_mkwrite`` (the page comes back locked),
+    then ``finish_mkwrite_fault`` makes the PTE writable and dirty, and
+    ``fault_dirty_shared_page`` dirties and unlocks the page.
+    """
+    pte = vma.ptes[index]
+    page = pte.page
+    assert page is not None
+    from mmsim.swap import get_page
+
+    get_page(k, page)
+    tmp = yield from do_page_mkwrite(k, vma, page)
+    if tmp & (VM_FAULT_ERROR | VM_FAULT_NOPAGE):
+        k.ops.put_page(k, page)
+        return tmp
+    if not pte.present or pte.page is not page:  # finish_mkwrite_fault: PTE changed
+        unlock_page(k, page)
+        k.ops.put_page(k, page)
+        return 0
+    pte.writable = True  # wp_page_reuse
+    pte.dirty = True
+    fault_dirty_shared_page(k, vma, page)
+    k.ops.put_page(k, page)
+    k.count("pgfault")
+    return 0

@@ -1,0 +1,147 @@
+"""Oracles: what "wrong" means, each with an id, a meaning and a kernel symptom.
+
+An oracle watches tracepoints (judging the state exactly where the kernel emits
+them), or the state after every step, or the machine at the end of a run. Two
+outcomes are always judged whatever a scenario asks for, because no kernel
+carries on after them: a modelled ``BUG_ON`` (``kernel-bug``) and a task asleep
+for ever with nothing left to wake it (``deadlock``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mmsim.engine import Oracle
+
+if TYPE_CHECKING:
+    from mmsim.engine import Machine
+    from mmsim.machine import Kernel
+    from mmsim.mm_types import Page
+
+__all__ = [
+    "ALWAYS_ON",
+    "ORACLES",
+    "DeadlockOracle",
+    "DirtiedOutsideMkwrite",
+    "KernelBugOracle",
+    "LostWrite",
+    "NoBuffersAtWriteback",
+    "OracleError",
+    "make_oracles",
+]
+
+
+class OracleError(ValueError):
+    """An unknown oracle id."""
+
+
+class NoBuffersAtWriteback(Oracle):
+    """A dirty page without buffers reaches writeback on a buffer-head filesystem."""
+
+    id: ClassVar[str] = "nobuffers-writeback"
+    meaning: ClassVar[str] = "a dirty page without buffers reaches ->writepage(s)"
+    symptom: ClassVar[str] = (
+        "BUG: kernel BUG at fs/ext4/inode.c (page_buffers in ext4_writepage / "
+        "mpage_prepare_extent_to_map) up to v5.17; WARN and the data dropped since v5.18"
+    )
+    events: ClassVar[tuple[str, ...]] = ("wbc_writepage",)
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        # ``wbc_writepage`` fires only for a page writeback took because it was
+        # dirty (->writepage callers clean it just before the call).
+        page: Page = obj
+        if page.private is None:
+            k: Kernel = m  # type: ignore[assignment]
+            return f"dirty page {k.page_name(page)} has no buffers at writeback"
+        return None
+
+
+class DirtiedOutsideMkwrite(Oracle):
+    """Jan Kara's root cause: a page dirtied without ->page_mkwrite since it was cleaned."""
+
+    id: ClassVar[str] = "dirty-without-mkwrite"
+    meaning: ClassVar[str] = (
+        "a clean→dirty transition not preceded by ->page_mkwrite or ->write_begin "
+        "since the page was last cleaned for writeback"
+    )
+    symptom: ClassVar[str] = (
+        "silent: blocks not reserved or allocated, checksums and stable pages "
+        "bypassed; the ext4 crash and data loss follow from it"
+    )
+    events: ClassVar[tuple[str, ...]] = ("writeback_dirty_page",)
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        page: Page = obj
+        if not page.mkwrite:
+            k: Kernel = m  # type: ignore[assignment]
+            who = k.current.name if k.current is not None else "?"
+            return f"{k.page_name(page)} dirtied by {who} without ->page_mkwrite"
+        return None
+
+
+class LostWrite(Oracle):
+    """After the tasks finish and a final sync, the disk lacks the last completed write."""
+
+    id: ClassVar[str] = "lost-write"
+    meaning: ClassVar[str] = (
+        "after the tasks finish and a final sync, the disk does not hold the last "
+        "completed write to a file page"
+    )
+    symptom: ClassVar[str] = "silent data loss"
+
+    def at_end(self, m: Machine) -> str | None:
+        k: Kernel = m  # type: ignore[assignment]
+        for (ino, index), version in sorted(k.expected.items()):
+            inode = k.inodes[ino]
+            blk = inode.blocks.get(index)
+            found = k.disk.data[blk] if blk is not None else None
+            if found != version:
+                return (
+                    f"{inode.name}:{index} holds version {found} on disk after sync; "
+                    f"the last completed write was version {version}"
+                )
+        return None
+
+
+class KernelBugOracle(Oracle):
+    """A modelled BUG_ON fired (the engine reports it; this class documents it)."""
+
+    id: ClassVar[str] = "kernel-bug"
+    meaning: ClassVar[str] = "a modelled BUG_ON() fired: the kernel oopses"
+    symptom: ClassVar[str] = "BUG / oops"
+
+
+class DeadlockOracle(Oracle):
+    """A task sleeps and nothing left can wake it (the engine reports it)."""
+
+    id: ClassVar[str] = "deadlock"
+    meaning: ClassVar[str] = "a task sleeps on a condition that no task can make true"
+    symptom: ClassVar[str] = "hang (hung task warning)"
+
+
+#: Every oracle, by id.
+ORACLES: dict[str, type[Oracle]] = {
+    cls.id: cls
+    for cls in (
+        NoBuffersAtWriteback,
+        DirtiedOutsideMkwrite,
+        LostWrite,
+        KernelBugOracle,
+        DeadlockOracle,
+    )
+}
+
+#: Judged in every run, whatever the scenario names.
+ALWAYS_ON = ("kernel-bug", "deadlock")
+
+
+def make_oracles(ids: list[str]) -> list[Oracle]:
+    """Instantiate oracles by id, with a clear error for an unknown one."""
+    out = []
+    for oid in ids:
+        if oid not in ORACLES:
+            raise OracleError(
+                f"unknown oracle {oid!r} (known: {', '.join(sorted(ORACLES))})"
+            )
+        out.append(ORACLES[oid]())
+    return out

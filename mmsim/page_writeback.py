@@ -1,0 +1,157 @@
+"""mm/page-writeback.c (v4.15): dirtying, cleaning for I/O, writeback state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mmsim.engine import KernelBug, kernel
+from mmsim.filemap import lock_page, unlock_page
+
+if TYPE_CHECKING:
+    from mmsim.engine import Path
+    from mmsim.fs import WritebackControl
+    from mmsim.machine import Kernel
+    from mmsim.mm_types import AddressSpace, Page
+
+__all__ = [
+    "__set_page_dirty",
+    "__set_page_dirty_nobuffers",
+    "account_page_dirtied",
+    "cancel_dirty_page",
+    "clear_page_dirty_for_io",
+    "do_writepages",
+    "redirty_page_for_writepage",
+    "set_page_dirty",
+    "set_page_dirty_lock",
+    "set_page_writeback",
+    "test_clear_page_writeback",
+]
+
+
+@kernel("mm/page-writeback.c")
+def account_page_dirtied(k: Kernel, page: Page, mapping: AddressSpace) -> None:
+    """Models account_page_dirtied(): the clean→dirty accounting of a cached page.
+
+    Emits the kernel's ``writeback_dirty_page`` tracepoint, at which the
+    root-cause oracle asks whether ``->page_mkwrite`` prepared this dirtying.
+    """
+    k.tracepoint("writeback_dirty_page", page, k.page_name(page))
+    k.count("nr_dirty")
+    k.count("nr_dirtied")
+
+
+@kernel("fs/buffer.c")
+def __set_page_dirty(k: Kernel, page: Page, mapping: AddressSpace) -> None:
+    """Models __set_page_dirty(): account and tag PAGECACHE_TAG_DIRTY (implicit)."""
+    if page.mapping is not None:
+        account_page_dirtied(k, page, mapping)
+
+
+@kernel("mm/page-writeback.c")
+def __set_page_dirty_nobuffers(k: Kernel, page: Page) -> bool:
+    """Models __set_page_dirty_nobuffers(): set PG_dirty without touching buffers."""
+    if page.dirty:
+        return False
+    page.dirty = True
+    if page.mapping is not None:
+        __set_page_dirty(k, page, page.mapping)
+    return True
+
+
+@kernel("mm/page-writeback.c")
+def set_page_dirty(k: Kernel, page: Page) -> bool:
+    """Models set_page_dirty(), v4.15: clear PG_reclaim, call ``->set_page_dirty``.
+
+    A page with no mapping (truncated) just gets PG_dirty, which no writeback will
+    ever see. Returns True on a clean→dirty transition.
+    """
+    mapping = page.mapping
+    if mapping is not None:
+        page.reclaim = False
+        return mapping.a_ops.set_page_dirty(k, page)
+    if not page.dirty:
+        page.dirty = True
+        return True
+    return False
+
+
+@kernel("mm/page-writeback.c")
+def set_page_dirty_lock(k: Kernel, page: Page) -> Path:
+    """Models set_page_dirty_lock(): ``lock_page``, ``set_page_dirty``, ``unlock_page``.
+
+    This is how DIO completion (``dio_bio_complete``) and GUP users dirty the pages
+    they wrote. It calls no ``->page_mkwrite``: the dirtying Jan Kara named as the
+    root cause. This is a hook.
+    """
+    yield from lock_page(k, page)
+    ret = set_page_dirty(k, page)
+    unlock_page(k, page)
+    return ret
+
+
+@kernel("mm/page-writeback.c")
+def redirty_page_for_writepage(k: Kernel, wbc: WritebackControl, page: Page) -> bool:
+    """Models redirty_page_for_writepage(): ``->writepage`` declines; keep it dirty."""
+    k.count("nr_redirtied")  # account_page_redirty
+    return __set_page_dirty_nobuffers(k, page)
+
+
+@kernel("mm/page-writeback.c")
+def cancel_dirty_page(k: Kernel, page: Page) -> None:
+    """Models cancel_dirty_page(): drop PG_dirty without writing (account_page_cleaned)."""
+    page.dirty = False
+
+
+@kernel("mm/page-writeback.c")
+def clear_page_dirty_for_io(k: Kernel, page: Page, wbc: WritebackControl) -> Path:
+    """Models clear_page_dirty_for_io(), v4.15: the page is about to be written.
+
+    ``BUG_ON(!PageLocked(page))``; ``page_mkclean`` write-protects and cleans every
+    PTE, moving a dirty PTE bit to the page (``set_page_dirty``); then
+    ``TestClearPageDirty``. After this, a write needs a new ``->page_mkwrite``
+    (the model ends the page's mkwrite epoch here). Another CPU may run between the
+    rmap walk and the flag test (the kernel holds only the page lock there).
+    This is a hook. Returns True if the page was dirty.
+    """
+    if not page.locked:
+        raise KernelBug(
+            "mm/page-writeback.c", "clear_page_dirty_for_io(): BUG_ON(!PageLocked)"
+        )
+    if page.mapping is not None:
+        if k.ops.page_mkclean(k, page):
+            set_page_dirty(k, page)
+        yield
+    page.mkwrite = False
+    if page.dirty:  # TestClearPageDirty
+        page.dirty = False
+        k.count("nr_dirty", -1)
+        return True
+    return False
+
+
+@kernel("mm/page-writeback.c")
+def set_page_writeback(k: Kernel, page: Page) -> None:
+    """Models set_page_writeback() → __test_set_page_writeback(): set PG_writeback."""
+    if page.writeback:
+        raise KernelBug(
+            "mm/page-writeback.c", "set_page_writeback() on a page under writeback"
+        )
+    page.writeback = True
+    k.count("nr_writeback")
+
+
+@kernel("mm/page-writeback.c")
+def test_clear_page_writeback(k: Kernel, page: Page) -> bool:
+    """Models test_clear_page_writeback(): clear PG_writeback; True if it was set."""
+    if not page.writeback:
+        return False
+    page.writeback = False
+    k.count("nr_writeback", -1)
+    k.count("nr_written")
+    return True
+
+
+@kernel("mm/page-writeback.c")
+def do_writepages(k: Kernel, mapping: AddressSpace, wbc: WritebackControl) -> Path:
+    """Models do_writepages(): call the filesystem's ``->writepages``."""
+    yield from mapping.a_ops.writepages(k, mapping.key, wbc)

@@ -1,0 +1,173 @@
+"""Policies: candidate fixes plugged into the kernel model at named hook points.
+
+A policy is a class whose optional hook methods replace the baseline kernel at a
+point named after the kernel function it overrides (``set_page_dirty_lock``,
+``clear_page_dirty_for_io``, ``try_to_release_page``, ``put_page``, …). As in
+trio's ``Instrument``, only the hooks a policy overrides are dispatched: the hook
+table is built once per machine, and a hook nobody overrides is the baseline
+function itself, with no indirection.
+
+Every hook receives ``nxt`` first: the implementation below it in the stack (the
+next policy's override, or the baseline). Calling ``nxt`` keeps the kernel's
+behaviour; not calling it replaces it. Policies compose into stacks: in
+``Stack(A, B)``, A's hooks wrap B's, which wrap the baseline.
+
+Hooks whose kernel function may sleep are generator functions (paths, called with
+``yield from``) and may ``yield k.wait_until(...)``; the others are plain
+functions. An override must be of the same kind as the hook: this is checked when
+the policy is loaded, with an error naming the hook.
+
+Policies keep no state of their own: whatever a fix needs to remember lives in the
+machine (for example on the page), so that the explorer's fingerprint sees it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+from collections.abc import Callable
+from functools import partial
+from typing import Any, ClassVar
+
+import attrs
+
+__all__ = [
+    "HOOKS",
+    "Ops",
+    "Policy",
+    "PolicyError",
+    "Stack",
+    "build_ops",
+    "load_policy",
+    "policy_names",
+]
+
+
+class PolicyError(ValueError):
+    """A policy is unknown or malformed."""
+
+
+#: The hook points: kernel function name → (may sleep, what it models).
+HOOKS: dict[str, tuple[bool, str]] = {
+    "get_user_pages_fast": (True, "mm/gup.c: take references on user pages"),
+    "set_page_dirty_lock": (True, "mm/page-writeback.c: dirty a page under its lock"),
+    "clear_page_dirty_for_io": (
+        True,
+        "mm/page-writeback.c: clean a page for writeback",
+    ),
+    "page_mkclean": (True, "mm/rmap.c: write-protect and clean every PTE of a page"),
+    "try_to_release_page": (False, "mm/filemap.c: drop a page's private data"),
+    "put_page": (False, "mm/swap.c: drop a page reference"),
+}
+
+
+class Policy:
+    """Base class of every policy; override any hook named in :data:`HOOKS`.
+
+    Class attributes describe the proposal (shown by ``mmsim list``).
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    status: ClassVar[str] = ""
+    link: ClassVar[str] = ""
+    kernel_version: ClassVar[str] = ""
+
+    #: Machine-wide constant: the fingerprint ignores the policy object.
+    snapshot_tag: ClassVar[int] = 0
+
+    def overridden_hooks(self) -> list[str]:
+        """Names of the hooks this policy overrides."""
+        return [h for h in HOOKS if _own_hook(self, h) is not None]
+
+
+def _own_hook(policy: Policy, hook: str) -> Callable[..., Any] | None:
+    impl = getattr(type(policy), hook, None)
+    return (
+        impl if impl is not None and impl is not getattr(Policy, hook, None) else None
+    )
+
+
+@attrs.define(slots=True)
+class Stack:
+    """Several policies applied together; earlier ones wrap later ones."""
+
+    policies: tuple[Policy, ...]
+    name: str = ""
+
+
+@attrs.define(slots=True, eq=False)
+class Ops:
+    """The dispatch table a machine calls: one callable per hook."""
+
+    get_user_pages_fast: Callable[..., Any]
+    set_page_dirty_lock: Callable[..., Any]
+    clear_page_dirty_for_io: Callable[..., Any]
+    page_mkclean: Callable[..., Any]
+    try_to_release_page: Callable[..., Any]
+    put_page: Callable[..., Any]
+
+
+def _validate(policy: Policy) -> None:
+    for attr in dir(type(policy)):
+        if attr.startswith("_") or attr in vars(Policy):
+            continue
+        value = getattr(type(policy), attr)
+        if callable(value) and attr not in HOOKS and not isinstance(value, type):
+            raise PolicyError(
+                f"policy {policy.name or type(policy).__name__!r} defines {attr!r}, "
+                f"which is not a hook (hooks: {', '.join(HOOKS)})"
+            )
+    for hook, (sleeps, _) in HOOKS.items():
+        impl = _own_hook(policy, hook)
+        if impl is not None and inspect.isgeneratorfunction(impl) != sleeps:
+            kind = (
+                "a generator function (it may sleep)" if sleeps else "a plain function"
+            )
+            raise PolicyError(
+                f"policy {policy.name!r}: hook {hook!r} must be {kind}, like the "
+                "kernel function it overrides"
+            )
+
+
+def build_ops(
+    policies: tuple[Policy, ...], baseline: dict[str, Callable[..., Any]]
+) -> Ops:
+    """Build the hook table: the baseline wrapped by each overriding policy."""
+    table = dict(baseline)
+    for policy in reversed(policies):
+        _validate(policy)
+        for hook in HOOKS:
+            impl = _own_hook(policy, hook)
+            if impl is not None:
+                table[hook] = partial(getattr(policy, hook), table[hook])
+    return Ops(**table)
+
+
+def policy_names() -> list[str]:
+    """Every policy registered under the ``mmsim.policies`` entry point."""
+    return sorted(
+        ep.name for ep in importlib.metadata.entry_points(group="mmsim.policies")
+    )
+
+
+def load_policy(name: str) -> tuple[Policy, ...]:
+    """Load a registered policy (or stack) by name, as a tuple of policies."""
+    eps = {
+        ep.name: ep for ep in importlib.metadata.entry_points(group="mmsim.policies")
+    }
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none"
+        raise PolicyError(f"unknown policy {name!r} (registered: {known})")
+    try:
+        obj = eps[name].load()
+    except Exception as exc:
+        raise PolicyError(f"policy {name!r} failed to load: {exc}") from exc
+    if isinstance(obj, type) and issubclass(obj, Policy):
+        return (obj(),)
+    if isinstance(obj, Stack):
+        return obj.policies
+    raise PolicyError(
+        f"entry point {name!r} names {obj!r}, which is neither a Policy subclass "
+        "nor a Stack"
+    )

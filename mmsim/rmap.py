@@ -1,0 +1,69 @@
+"""mm/rmap.c (v4.15): reverse mapping walks over the PTEs that map a page."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mmsim.engine import kernel
+from mmsim.page_writeback import set_page_dirty
+
+if TYPE_CHECKING:
+    from mmsim.machine import Kernel
+    from mmsim.mm_types import Page, Pte
+
+__all__ = ["page_add_file_rmap", "page_mkclean", "page_remove_rmap", "try_to_unmap"]
+
+
+def _ptes_mapping(k: Kernel, page: Page) -> list[Pte]:
+    """The rmap walk (``rmap_walk_file`` over ``mapping->i_mmap``): PTEs of ``page``."""
+    return [
+        pte for vma in k.vmas for pte in vma.ptes if pte.present and pte.page is page
+    ]
+
+
+@kernel("mm/rmap.c")
+def page_add_file_rmap(k: Kernel, page: Page) -> None:
+    """Models page_add_file_rmap(): one more PTE maps the page (``_mapcount++``)."""
+    page.mapcount += 1
+
+
+@kernel("mm/rmap.c")
+def page_remove_rmap(k: Kernel, page: Page) -> None:
+    """Models page_remove_rmap() for a file page (``_mapcount--``)."""
+    page.mapcount -= 1
+
+
+@kernel("mm/rmap.c")
+def page_mkclean(k: Kernel, page: Page) -> int:
+    """Models page_mkclean() → page_mkclean_one(), v4.15.
+
+    For every PTE that is dirty or writable: ``ptep_clear_flush``,
+    ``pte_wrprotect``, ``pte_mkclean``. Returns how many it cleaned; the caller moves
+    the dirty state to the page. This is a hook.
+    """
+    cleaned = 0
+    for pte in _ptes_mapping(k, page):
+        if pte.dirty or pte.writable:
+            pte.writable = False
+            pte.dirty = False
+            cleaned += 1
+    return cleaned
+
+
+@kernel("mm/rmap.c")
+def try_to_unmap(k: Kernel, page: Page) -> bool:
+    """Models try_to_unmap() → try_to_unmap_one(), v4.15, for a file page.
+
+    Each PTE is cleared (``ptep_clear_flush``); a dirty PTE bit moves to the page
+    (``set_page_dirty``); ``page_remove_rmap`` and ``put_page`` drop the mapping's
+    reference. Returns True when no mapping is left.
+    """
+    for pte in _ptes_mapping(k, page):
+        dirty = pte.dirty
+        pte.present = pte.writable = pte.dirty = False
+        pte.page = None
+        if dirty:
+            set_page_dirty(k, page)
+        page_remove_rmap(k, page)
+        k.ops.put_page(k, page)
+    return page.mapcount == 0

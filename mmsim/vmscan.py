@@ -1,0 +1,196 @@
+"""mm/vmscan.c (v4.15): kswapd reclaiming file pages from the inactive LRU.
+
+Simplifications: every file page on the LRU is treated as old and inactive
+(``page_check_references`` is taken to return PAGEREF_RECLAIM: the race needs the
+page to have aged, and the model grants it); LRU lists are a flag per page;
+kswapd scans the pool's LRU pages in frame order.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from mmsim.engine import kernel
+from mmsim.filemap import __delete_from_page_cache, trylock_page, unlock_page
+from mmsim.fs import SyncMode, WritebackControl
+from mmsim.rmap import try_to_unmap
+from mmsim.swap import get_page
+
+if TYPE_CHECKING:
+    from mmsim.engine import Path
+    from mmsim.machine import Kernel
+    from mmsim.mm_types import Page
+
+__all__ = [
+    "PageoutResult",
+    "__remove_mapping",
+    "is_page_cache_freeable",
+    "isolate_lru_page",
+    "kswapd",
+    "pageout",
+    "putback_lru_page",
+    "shrink_page_list",
+]
+
+
+class PageoutResult(enum.IntEnum):
+    """``pageout_t``: what ``pageout()`` did with the page."""
+
+    PAGE_KEEP = 0
+    PAGE_ACTIVATE = 1
+    PAGE_SUCCESS = 2
+    PAGE_CLEAN = 3
+
+
+@kernel("mm/vmscan.c")
+def is_page_cache_freeable(k: Kernel, page: Page) -> bool:
+    """Models is_page_cache_freeable(): only the cache and the isolating caller hold it.
+
+    ``page_count(page) - page_has_private(page) == 2``: a GUP or bio reference
+    makes ``pageout`` leave the page alone.
+    """
+    return page.refcount - (page.private is not None) == 2
+
+
+@kernel("mm/vmscan.c")
+def pageout(k: Kernel, page: Page) -> Path:
+    """Models pageout(), v4.15: write a dirty page for reclaim.
+
+    Refuses (PAGE_KEEP) a page with extra references; otherwise
+    ``clear_page_dirty_for_io``, PG_reclaim, ``->writepage`` with ``for_reclaim``.
+    """
+    if not is_page_cache_freeable(k, page):
+        return PageoutResult.PAGE_KEEP
+    assert page.mapping is not None
+    wbc = WritebackControl(sync_mode=SyncMode.WB_SYNC_NONE, for_reclaim=True)
+    if (yield from k.ops.clear_page_dirty_for_io(k, page, wbc)):
+        page.reclaim = True
+        yield from page.mapping.a_ops.writepage(k, page, wbc)
+        if not page.writeback:
+            page.reclaim = False
+        k.count("pgpageout")
+        return PageoutResult.PAGE_SUCCESS
+    return PageoutResult.PAGE_CLEAN
+
+
+@kernel("mm/vmscan.c")
+def __remove_mapping(k: Kernel, page: Page) -> bool:
+    """Models __remove_mapping(), v4.15: evict a clean, locked, unshared page.
+
+    Under ``mapping->tree_lock``, ``page_ref_freeze(page, 2)`` succeeds only if the
+    page cache and the isolating caller are the only references: a GUP or bio
+    reference makes it fail ("cannot_free"), and the page stays cached. A page
+    found dirty after the freeze is unfrozen and kept. On success the page leaves
+    the cache and the cache's reference is gone.
+    """
+    if page.refcount != 2:
+        return False
+    if page.dirty:
+        return False
+    __delete_from_page_cache(k, page)
+    page.refcount = 1  # the isolation reference, which the caller frees
+    return True
+
+
+@kernel("mm/vmscan.c")
+def shrink_page_list(k: Kernel, page: Page) -> Path:
+    """Models shrink_page_list(), v4.15, for one isolated page.
+
+    ``trylock_page``; keep a page under writeback; ``try_to_unmap``; a dirty page
+    is marked PG_reclaim on first sight and written by ``pageout`` only once it is
+    seen again with PG_reclaim while the node is PGDAT_DIRTY (kswapd only); a
+    page with buffers goes to ``try_to_release_page``, which strips them even when
+    GUP holds the page; ``__remove_mapping`` then fails on the extra reference.
+    Returns True when the page was reclaimed.
+    """
+    if not trylock_page(k, page):
+        return False
+    if page.writeback:  # case 3: kswapd marks it and moves on
+        page.reclaim = True
+        unlock_page(k, page)
+        return False
+    mapping = page.mapping
+    if page.mapcount and not try_to_unmap(k, page):
+        unlock_page(k, page)  # activate_locked
+        return False
+    yield
+    if page.dirty:
+        if not page.reclaim or not k.pgdat_dirty:
+            page.reclaim = True  # SetPageReclaim; activate_locked
+            unlock_page(k, page)
+            return False
+        res = yield from pageout(k, page)
+        if res == PageoutResult.PAGE_KEEP:
+            unlock_page(k, page)
+            return False
+        if res == PageoutResult.PAGE_ACTIVATE:
+            unlock_page(k, page)
+            return False
+        if res == PageoutResult.PAGE_SUCCESS:
+            yield
+            if page.writeback or page.dirty:
+                return False
+            if not trylock_page(k, page):
+                return False
+            if page.dirty or page.writeback:
+                unlock_page(k, page)
+                return False
+            mapping = page.mapping
+    if page.private is not None:
+        if not k.ops.try_to_release_page(k, page):
+            unlock_page(k, page)  # activate_locked
+            return False
+        yield
+        if mapping is None and page.refcount == 1:
+            unlock_page(k, page)
+            return True
+    if mapping is None or not __remove_mapping(k, page):
+        unlock_page(k, page)  # keep_locked
+        return False
+    page.locked = False  # __ClearPageLocked
+    k.count("pgsteal_kswapd")
+    return True
+
+
+@kernel("mm/vmscan.c")
+def isolate_lru_page(k: Kernel, page: Page) -> None:
+    """Models isolate_lru_pages() for one page: ClearPageLRU, take a reference."""
+    page.lru = False
+    get_page(k, page)
+
+
+@kernel("mm/vmscan.c")
+def putback_lru_page(k: Kernel, page: Page) -> None:
+    """Models putback_inactive_pages(): SetPageLRU, drop the isolation reference."""
+    page.lru = True
+    k.ops.put_page(k, page)
+
+
+@kernel("mm/vmscan.c")
+def kswapd(k: Kernel) -> Path:
+    """Models the kswapd thread: balance_pgdat → shrink_node → shrink_inactive_list.
+
+    Runs for ever (a daemon). Each pass isolates every LRU page in turn, runs
+    ``shrink_page_list`` on it, and puts it back or frees it; between passes it
+    is idle, and it sleeps while no page is on the LRU.
+    """
+    while True:
+        yield k.idle_until(
+            lambda: any(p.lru for p in k.frames), "kswapd: balance_pgdat"
+        )
+        scan = [p for p in k.frames if p.lru]
+        i = 0
+        while i < len(scan):
+            page = scan[i]
+            i += 1
+            if not page.lru:
+                continue
+            isolate_lru_page(k, page)
+            k.count("pgscan_kswapd")
+            yield
+            reclaimed = yield from shrink_page_list(k, page)
+            if reclaimed:
+                k.ops.put_page(k, page)  # free_it: the last reference
+            else:
+                putback_lru_page(k, page)

@@ -1,0 +1,140 @@
+"""The command line: verdicts, exit codes, JSON and replay, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+import pytest
+
+from mmsim.cli import main
+
+
+def test_check_race_b_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "dio/002", "--policy", "baseline"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("dio/002 under baseline on ext4: Sometimes")
+    assert "dirty-without-mkwrite" in out
+    assert "reproduce: mmsim check dio/002 --policy baseline --fs ext4" in out
+
+
+def test_check_never_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "dio/002", "--oracle", "nobuffers-writeback"]) == 0
+    assert ": Never" in capsys.readouterr().out
+
+
+def test_bounded_search_exits_3_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            ["check", "dio/002", "--oracle", "nobuffers-writeback", "--max-steps", "5"]
+        )
+        == 3
+    )
+    out = capsys.readouterr().out
+    assert ": Unknown" in out
+    assert "cut by max_steps=5" in out
+
+
+def test_json_replays_to_the_same_violation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cex.json"
+    assert main(["check", "dio/002", "--json", str(out)]) == 1
+    data = json.loads(out.read_text())
+    assert data["counterexample"]["violation"]["oracle"] == "dirty-without-mkwrite"
+    capsys.readouterr()
+    assert main(["replay", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "replayed 10 steps: dirty-without-mkwrite" in text
+    assert "set_page_dirty_lock" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check", "dio/999"], "unknown scenario 'dio/999'"),
+        (["check", "dio/001", "--policy", "nope"], "unknown policy 'nope'"),
+        (["check", "dio/001", "--oracle", "nope"], "unknown oracle 'nope'"),
+        (["check", "dio/001", "--fs", "zfs"], "runs on ext4, not 'zfs'"),
+        (["check", "dio/001", "--max-steps", "x"], "not a whole number"),
+        (["replay", "/nonexistent.json"], "no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) if "--max-steps" in argv else nullcontext():
+        code = main(argv)
+        assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not JSON"),
+        ("{}", "field scenario: Field required"),
+        (
+            '{"scenario": "dio/002", "policy": "baseline", "fs": "ext4", "oracles": [],'
+            ' "steps": [{"task": "x", "name": "a"}], "violation": {"oracle": "o",'
+            ' "message": "m", "task": "t"}}',
+            "field steps.0.task",
+        ),
+    ],
+)
+def test_malformed_counterexample(
+    tmp_path: Path, content: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["replay", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err
+    assert message in err
+
+
+def test_schedule_that_does_not_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cex.json"
+    main(["check", "dio/002", "--json", str(out)])
+    data = json.loads(out.read_text())
+    data["counterexample"]["steps"][0]["task"] = 1  # the flusher cannot start the race
+    data["counterexample"]["steps"] = data["counterexample"]["steps"][:3]
+    out.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["replay", str(out)]) == 2
+    assert "mmsim: error:" in capsys.readouterr().err
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in (
+        "dio/001",
+        "dio/002",
+        "baseline",
+        "nobuffers-writeback",
+        "lost-write",
+        "dirty-without-mkwrite",
+        "kernel-bug",
+        "deadlock",
+    ):
+        assert word in out
+
+
+def test_console_script_runs_as_a_module() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmsim", "check", "dio/002", "--no-diagram"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "Sometimes" in proc.stdout

@@ -1,0 +1,20 @@
+"""The committed reports/ is the golden output: regenerating it changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmsim.report import compare
+
+GOLDEN = Path(__file__).resolve().parent.parent / "reports"
+
+
+def test_compare_reproduces_the_committed_report(tmp_path: Path) -> None:
+    written = compare(tmp_path)
+    assert written, "compare wrote nothing"
+    for path in written:
+        rel = path.relative_to(tmp_path)
+        golden = GOLDEN / rel
+        assert golden.is_file(), f"{rel} is not committed under reports/"
+        assert path.read_bytes() == golden.read_bytes(), f"{rel} differs from reports/"
+    assert not list(tmp_path.rglob("*.tmp"))
