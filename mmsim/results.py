@@ -23,6 +23,7 @@ __all__ = [
     "load_counterexample",
 ]
 
+
 class FileError(ValueError):
     """A file mmsim reads is missing or malformed; the message names file and field."""
 
