@@ -140,7 +140,7 @@ def check(
             ),
         )
         if diagram:
-            picture = render(m, title=f"{scenario} under {policy} on {fs}")
+            picture = render(m)
     sc = get_scenario(scenario)
     return CheckResult(
         scenario=scenario,

@@ -42,7 +42,7 @@ def trace_lines(trace: list[TraceRecord]) -> list[tuple[int, str]]:
     return lines
 
 
-def render(machine: Machine, *, max_width: int = 64, title: str = "") -> str:
+def render(machine: Machine, *, max_width: int = 52, title: str = "") -> str:
     """Draw the traced run of ``machine`` as columns, one per task.
 
     Each column is as wide as its longest line, up to ``max_width``; longer lines

@@ -161,9 +161,21 @@ class Task:
     context: str = "process"
     wait: Wait | None = None
     done: bool = False
+    #: The cached position; only a step of this task moves it (the engine clears it).
+    pos: tuple[Any, ...] | None = None
 
     def position(self) -> tuple[Any, ...]:
-        """Where this task stands: its generator frames and their locals, canonical."""
+        """Where this task stands: its generator frames and their locals, canonical.
+
+        Cached between the task's own steps: locals change only when the task runs
+        (a local that aliases a shared object is canonicalised to the object's key,
+        and the object's contents are in the machine's own snapshot).
+        """
+        if self.pos is None:
+            self.pos = self._position()
+        return self.pos
+
+    def _position(self) -> tuple[Any, ...]:
         if self.done:
             return (-1,)
         out: list[Any] = []
@@ -303,6 +315,21 @@ def _check_no_hidden_state(code: types.CodeType, lasti: int) -> None:
 
 
 def canonical(value: Any) -> Any:
+    """Map a local variable to ints and tuples (see :func:`_canonical`)."""
+    kind = type(value)
+    if kind is int or kind is bool:
+        return value
+    tag = _TAGS.get(kind)
+    if tag is not None:
+        return (tag, value.key) if tag else (0,)
+    return _canonical(value)
+
+
+#: snapshot_tag by class, for the hot path of :func:`canonical`.
+_TAGS: dict[type, int] = {}
+
+
+def _canonical(value: Any) -> Any:
     """Map a local variable to ints and tuples whose hash is stable across processes.
 
     Model objects (anything with an integer ``key`` and a ``snapshot_tag``) become
@@ -317,7 +344,15 @@ def canonical(value: Any) -> Any:
     tag = getattr(value, "snapshot_tag", None)
     if tag is not None:
         key = getattr(value, "key", None)
-        return (tag, key) if isinstance(key, int) else (tag,)
+        if (
+            tag
+            and isinstance(key, int)
+            and isinstance(type(value).__dict__.get("key"), types.MemberDescriptorType)
+        ):
+            _TAGS[type(value)] = tag  # a slotted model class: key is a plain attribute
+        elif not tag:
+            _TAGS[type(value)] = 0
+        return (tag, key) if tag and isinstance(key, int) else (tag,)
     if isinstance(value, tuple | list):
         return (-2, *(canonical(v) for v in value))
     if isinstance(value, str):
@@ -436,6 +471,7 @@ class Machine:
         assert task.wait is None or task.wait.cond(), f"task {task.name} is asleep"
         self.current = task
         task.wait = None
+        task.pos = None
         if self.tracing:
             self._begin_trace(task)
         try:
@@ -452,7 +488,8 @@ class Machine:
                 self._profiler.stop()
         self.steps += 1
         if task.wait is not None and self.tracing:
-            self.record(task, "wait", f"sleeps: {task.wait.reason}")
+            what = "idle" if task.wait.idle else "sleeps"
+            self.record(task, "wait", f"{what}: {task.wait.reason}")
         for oracle in self._step_oracles:
             message = oracle.after_step(self)
             if message is not None:

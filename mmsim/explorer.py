@@ -229,7 +229,9 @@ def explore(
             continue
 
         if live is None or live_schedule != frame.schedule:
-            live = replay(make, frame.schedule)
+            live = make()
+            for t in frame.schedule:  # a schedule the search itself made: no checks
+                live.step(t)
             stats.replays += 1
             stats.replayed_steps += len(frame.schedule)
         live.step(tid)

@@ -104,6 +104,7 @@ class Kernel(Machine):
         for task in self.tasks:
             if task.kind == "irq" and task.done:
                 task.name, task.gen, task.done, task.wait = name, gen, False, None
+                task.pos = None
                 return task
         return self.spawn(name, "irq", gen, context="irq")
 

@@ -23,6 +23,7 @@ machine (for example on the page), so that the explorer's fingerprint sees it.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import inspect
 from collections.abc import Callable
@@ -108,7 +109,10 @@ class Ops:
     put_page: Callable[..., Any]
 
 
-def _validate(policy: Policy) -> None:
+@functools.cache
+def _validate(cls: type[Policy]) -> None:
+    """Check a policy class once: every public method is a hook of the right kind."""
+    policy = cls()
     for attr in dir(type(policy)):
         if attr.startswith("_") or attr in vars(Policy):
             continue
@@ -136,7 +140,7 @@ def build_ops(
     """Build the hook table: the baseline wrapped by each overriding policy."""
     table = dict(baseline)
     for policy in reversed(policies):
-        _validate(policy)
+        _validate(type(policy))
         for hook in HOOKS:
             impl = _own_hook(policy, hook)
             if impl is not None:

@@ -39,7 +39,10 @@ def compare(out: Path, *, echo: Callable[[str], None] = lambda s: None) -> list[
         cell: str = r.verdict
         if r.counterexample is not None:
             slug = _slug(r.scenario, r.policy)
-            files[out / "traces" / f"{slug}.txt"] = r.diagram or ""
+            files[out / "traces" / f"{slug}.txt"] = (
+                f"{r.scenario} under {r.policy} on {r.fs}: {r.verdict}\n"
+                f"reproduce: {r.command}\n\n{r.diagram or ''}"
+            )
             files[out / "traces" / f"{slug}.json"] = (
                 r.counterexample.model_dump_json(indent=2) + "\n"
             )
