@@ -23,7 +23,6 @@ machine (for example on the page), so that the explorer's fingerprint sees it.
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import inspect
 from collections.abc import Callable
@@ -109,10 +108,18 @@ class Ops:
     put_page: Callable[..., Any]
 
 
-@functools.cache
+_VALIDATED: set[type[Policy]] = set()
+
+
 def _validate(cls: type[Policy]) -> None:
     """Check a policy class once: every public method is a hook of the right kind."""
-    policy = cls()
+    if cls in _VALIDATED:
+        return
+    _check_hooks(cls())
+    _VALIDATED.add(cls)
+
+
+def _check_hooks(policy: Policy) -> None:
     for attr in dir(type(policy)):
         if attr.startswith("_") or attr in vars(Policy):
             continue
