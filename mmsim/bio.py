@@ -44,6 +44,8 @@ class Bio:
     write: bool
     end_io: EndIo
     done: bool = False
+    #: BIO_PAGE_PINNED (v6.5): the page is pinned (FOLL_PIN), not referenced.
+    pinned: bool = False
 
     def snapshot(self) -> tuple[Any, ...]:
         return (
@@ -51,6 +53,7 @@ class Bio:
             tuple(self.blocks),
             self.write,
             self.done,
+            self.pinned,
             _code_id(self.end_io.__code__),
         )
 

@@ -12,6 +12,7 @@ import attrs
 
 from mmsim.bio import Bio, bio_alloc, bio_put, submit_bio
 from mmsim.engine import kernel
+from mmsim.gup import unpin_user_pages_dirty_lock
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -46,12 +47,13 @@ class Dio:
 def dio_get_page(k: Kernel, vma: Vma, index: int) -> Path:
     """Models dio_get_page() → dio_refill_pages() → iov_iter_get_pages().
 
-    Pins the user page with ``get_user_pages_fast(FOLL_WRITE)`` (a FOLL_GET
-    reference in v4.15). The references ``submit_page_section`` and
-    ``dio_bio_add_page`` take and drop around it are folded into this one, which
-    the bio then holds until ``dio_bio_complete``.
+    Takes the user page with ``iov_iter_get_pages`` (a FOLL_GET reference in
+    v4.15; a pin once a policy converts direct I/O). The references
+    ``submit_page_section`` and ``dio_bio_add_page`` take and drop around it are
+    folded into this one, which the bio then holds until ``dio_bio_complete``.
+    Returns ``(page, pinned)``.
     """
-    return (yield from k.ops.get_user_pages_fast(k, vma, index, True))
+    return (yield from k.ops.iov_iter_get_pages(k, vma, index, True))
 
 
 @kernel("fs/direct-io.c")
@@ -60,13 +62,17 @@ def dio_bio_end_io(k: Kernel, bio: Bio) -> None:
 
 
 @kernel("fs/direct-io.c")
-def submit_page_section(k: Kernel, page: Page, src: Inode, lblk: int) -> Bio:
+def submit_page_section(
+    k: Kernel, page: Page, pinned: bool, src: Inode, lblk: int
+) -> Bio:
     """Models submit_page_section() → dio_send_cur_page() → dio_bio_submit().
 
     ``get_more_blocks`` maps the source block (allocated: no I/O to map it); a bio
-    reading that block into ``page`` is built and submitted.
+    reading that block into ``page`` is built and submitted (BIO_PAGE_PINNED when
+    the page was pinned).
     """
     bio = bio_alloc(k, page, [src.blocks[lblk]], False, dio_bio_end_io)
+    bio.pinned = pinned
     submit_bio(k, bio)
     return bio
 
@@ -74,10 +80,10 @@ def submit_page_section(k: Kernel, page: Page, src: Inode, lblk: int) -> Bio:
 @kernel("fs/direct-io.c")
 def do_direct_IO(k: Kernel, src: Inode, lblk: int, vma: Vma, index: int) -> Path:
     """Models do_direct_IO() for one page: get the user page, submit its read."""
-    page = yield from dio_get_page(k, vma, index)
+    page, pinned = yield from dio_get_page(k, vma, index)
     if page is None:
         return None
-    return submit_page_section(k, page, src, lblk)
+    return submit_page_section(k, page, pinned, src, lblk)
 
 
 @kernel("fs/direct-io.c")
@@ -87,13 +93,18 @@ def dio_bio_complete(k: Kernel, dio: Dio, bio: Bio) -> Path:
     For each page of the bio: ``set_page_dirty_lock`` (``should_dirty``, not a
     compound page), then ``put_page``; ``bio_put``. This re-dirties a page that
     writeback may have cleaned, and reclaim stripped, while the read was in
-    flight: Jan Kara's race.
+    flight: Jan Kara's race. A pinned bio (v6.5) goes through
+    ``bio_release_pages`` → ``unpin_user_pages_dirty_lock`` instead, which skips
+    the dirtying when the page is already dirty.
     """
     page = bio.page
-    if dio.should_dirty:
-        yield from k.ops.set_page_dirty_lock(k, page)
-        yield
-    k.ops.put_page(k, page)
+    if bio.pinned:
+        yield from unpin_user_pages_dirty_lock(k, page, dio.should_dirty)
+    else:
+        if dio.should_dirty:
+            yield from k.ops.set_page_dirty_lock(k, page)
+            yield
+        k.ops.put_user_page(k, page)
     bio_put(k, bio)
 
 

@@ -152,10 +152,15 @@ class Kernel(Machine):
 
 
 def _baseline_hooks() -> dict[str, Callable[..., Any]]:
-    from mmsim import filemap, gup, page_writeback, rmap, swap
+    from mmsim import filemap, gup, iov_iter, page_writeback, rmap, swap, vmscan
+    from mmsim.ext4 import inode as ext4_inode
 
     return {
         "get_user_pages_fast": gup.get_user_pages_fast,
+        "iov_iter_get_pages": iov_iter.iov_iter_get_pages,
+        "put_user_page": gup.put_user_page,
+        "reclaim_keep_pinned": vmscan.reclaim_keep_pinned,
+        "ext4_page_buffers": ext4_inode.ext4_page_buffers,
         "set_page_dirty_lock": page_writeback.set_page_dirty_lock,
         "clear_page_dirty_for_io": page_writeback.clear_page_dirty_for_io,
         "page_mkclean": rmap.page_mkclean,

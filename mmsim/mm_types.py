@@ -94,6 +94,13 @@ class Page:
     private: list[BufferHead] | None = None
     data: int = 0
     mkwrite: bool = False
+    #: Exact count of FOLL_PIN pins (the kernel keeps it only for large folios).
+    pincount: int = 0
+    #: Model ground truth for oracles: outstanding GUP references (GET or PIN).
+    gup: int = 0
+    #: State a policy keeps per page (e.g. a count of writable GUP references):
+    #: part of the snapshot, so the explorer sees it.
+    extra: dict[str, int] = attrs.Factory(dict)
 
     def snapshot(self) -> tuple[Any, ...]:
         flags = (
@@ -112,6 +119,7 @@ class Page:
             if self.private is not None
             else ()
         )
+        extra = tuple(sorted(self.extra.items())) if self.extra else ()
         return (
             mapping,
             self.index,
@@ -120,6 +128,9 @@ class Page:
             flags,
             self.data,
             bufs,
+            self.pincount,
+            self.gup,
+            extra,
         )
 
     @property

@@ -38,6 +38,7 @@ __all__ = [
     "PolicyError",
     "Stack",
     "build_ops",
+    "builtin_policy_names",
     "load_policy",
     "policy_names",
 ]
@@ -50,14 +51,24 @@ class PolicyError(ValueError):
 #: The hook points: kernel function name → (may sleep, what it models).
 HOOKS: dict[str, tuple[bool, str]] = {
     "get_user_pages_fast": (True, "mm/gup.c: take references on user pages"),
+    "iov_iter_get_pages": (True, "lib/iov_iter.c: how direct I/O takes its buffer"),
+    "put_user_page": (False, "mm/gup.c: release a FOLL_GET reference GUP gave out"),
     "set_page_dirty_lock": (True, "mm/page-writeback.c: dirty a page under its lock"),
     "clear_page_dirty_for_io": (
         True,
         "mm/page-writeback.c: clean a page for writeback",
     ),
-    "page_mkclean": (True, "mm/rmap.c: write-protect and clean every PTE of a page"),
+    "page_mkclean": (False, "mm/rmap.c: write-protect and clean every PTE of a page"),
     "try_to_release_page": (False, "mm/filemap.c: drop a page's private data"),
     "put_page": (False, "mm/swap.c: drop a page reference"),
+    "reclaim_keep_pinned": (
+        False,
+        "mm/vmscan.c: in shrink_page_list after try_to_unmap, keep the page?",
+    ),
+    "ext4_page_buffers": (
+        False,
+        "fs/ext4/inode.c: writeback met a page without buffers (v4.15: BUG)",
+    ),
 }
 
 
@@ -101,11 +112,15 @@ class Ops:
     """The dispatch table a machine calls: one callable per hook."""
 
     get_user_pages_fast: Callable[..., Any]
+    iov_iter_get_pages: Callable[..., Any]
+    put_user_page: Callable[..., Any]
     set_page_dirty_lock: Callable[..., Any]
     clear_page_dirty_for_io: Callable[..., Any]
     page_mkclean: Callable[..., Any]
     try_to_release_page: Callable[..., Any]
     put_page: Callable[..., Any]
+    reclaim_keep_pinned: Callable[..., Any]
+    ext4_page_buffers: Callable[..., Any]
 
 
 _VALIDATED: set[type[Policy]] = set()
@@ -159,6 +174,19 @@ def policy_names() -> list[str]:
     """Every policy registered under the ``mmsim.policies`` entry point."""
     return sorted(
         ep.name for ep in importlib.metadata.entry_points(group="mmsim.policies")
+    )
+
+
+def builtin_policy_names() -> list[str]:
+    """The registered policies that ship with mmsim (``mmsim.strategies``).
+
+    The comparison report is built from these only, so that it does not depend
+    on which third-party policies happen to be installed.
+    """
+    return sorted(
+        ep.name
+        for ep in importlib.metadata.entry_points(group="mmsim.policies")
+        if ep.value.startswith("mmsim.strategies.")
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from mmsim._api import check
-from mmsim.policy import policy_names
+from mmsim.policy import builtin_policy_names
 from mmsim.results import CheckResult
 from mmsim.scenarios import SCENARIOS
 
@@ -30,7 +30,7 @@ def compare(out: Path, *, echo: Callable[[str], None] = lambda s: None) -> list[
     """Judge every (scenario, policy) cell and write the report under ``out``."""
     results: list[CheckResult] = []
     for sid in SCENARIOS:
-        for policy in policy_names():
+        for policy in builtin_policy_names():
             echo(f"checking {sid} under {policy}")
             results.append(check(sid, policy))
     files: dict[Path, str] = {}

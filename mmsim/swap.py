@@ -47,6 +47,10 @@ def __put_page(k: Kernel, page: Page) -> None:
     under writeback, has private data or a mapping; the model WARNs (the kernel
     prints "BUG: Bad page state" and carries on) and frees the frame.
     """
+    if page.gup:
+        k.tracepoint(
+            "page_freed_pinned", page, f"page {page.key} freed with GUP references"
+        )
     if page.locked or page.writeback or page.private is not None or page.mapping:
         k.warn("mm/page_alloc.c:bad_page", f"freeing busy page {page.key}")
     page.mapping = None
@@ -56,3 +60,5 @@ def __put_page(k: Kernel, page: Page) -> None:
     page.lru = page.reclaim = page.referenced = page.mkwrite = False
     page.private = None
     page.data = 0
+    page.pincount = page.gup = 0
+    page.extra = {}

@@ -29,6 +29,7 @@ __all__ = [
     "isolate_lru_page",
     "kswapd",
     "pageout",
+    "reclaim_keep_pinned",
     "putback_lru_page",
     "shrink_page_list",
 ]
@@ -114,6 +115,9 @@ def shrink_page_list(k: Kernel, page: Page) -> Path:
     if page.mapcount and not try_to_unmap(k, page):
         unlock_page(k, page)  # activate_locked
         return False
+    if k.ops.reclaim_keep_pinned(k, page):
+        unlock_page(k, page)  # activate_locked
+        return False
     yield
     if page.dirty:
         if not page.reclaim or not k.pgdat_dirty:
@@ -151,6 +155,18 @@ def shrink_page_list(k: Kernel, page: Page) -> Path:
     page.locked = False  # __ClearPageLocked
     k.count("pgsteal_kswapd")
     return True
+
+
+@kernel("mm/vmscan.c")
+def reclaim_keep_pinned(k: Kernel, page: Page) -> bool:
+    """The point in shrink_page_list() right after ``try_to_unmap``.
+
+    v6.4 (d824ec2a1546, "mm: do not reclaim private data from pinned page") added
+    ``if (folio_maybe_dma_pinned(folio)) goto activate_locked;`` here: the page is
+    unmapped, so it cannot be newly pinned. v4.15 has nothing: this hook returns
+    False (go on reclaiming).
+    """
+    return False
 
 
 @kernel("mm/vmscan.c")

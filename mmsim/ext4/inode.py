@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Ext4",
     "ext4_da_get_block_prep",
+    "ext4_page_buffers",
     "ext4_page_mkwrite",
     "ext4_readpage",
     "ext4_releasepage",
@@ -42,8 +43,15 @@ __all__ = [
 ENOSPC = 28
 
 
-def page_buffers(page: Page, where: str) -> list[BufferHead]:
-    """``page_buffers()``: ``BUG_ON(!PagePrivate(page))``, then ``page->private``."""
+@kernel("fs/ext4/inode.c")
+def ext4_page_buffers(k: Kernel, page: Page, where: str) -> list[BufferHead] | None:
+    """``page_buffers()`` where ext4 writeback calls it, v4.15.
+
+    ``page_buffers()`` is ``BUG_ON(!PagePrivate(page))``: a dirty page without
+    buffers oopses ("kernel BUG at fs/ext4/inode.c"). This is a hook: v5.18
+    (cc5095747edf) warns, drops the dirty bit and skips the page instead, which a
+    hook signals by returning None (the caller unlocks the page and moves on).
+    """
     if page.private is None:
         raise KernelBug(
             f"fs/ext4/inode.c:{where}", "page_buffers(): BUG_ON(!PagePrivate(page))"
@@ -144,7 +152,10 @@ def ext4_writepage(k: Kernel, page: Page, wbc: WritebackControl) -> Path:
     unlocked.
     """
     k.tracepoint("wbc_writepage", page, k.page_name(page))
-    bufs = page_buffers(page, "ext4_writepage")
+    bufs = k.ops.ext4_page_buffers(k, page, "ext4_writepage")
+    if bufs is None:
+        unlock_page(k, page)
+        return 0
     if any(bh.delay for bh in bufs):
         redirty_page_for_writepage(k, wbc, page)
         unlock_page(k, page)
@@ -195,7 +206,10 @@ def mpage_prepare_extent_to_map(k: Kernel, page: Page, wbc: WritebackControl) ->
         return
     yield from wait_on_page_writeback(k, page)
     k.tracepoint("wbc_writepage", page, k.page_name(page))
-    bufs = page_buffers(page, "mpage_prepare_extent_to_map")
+    bufs = k.ops.ext4_page_buffers(k, page, "mpage_prepare_extent_to_map")
+    if bufs is None:
+        unlock_page(k, page)
+        return
     for bh in bufs:
         if bh.dirty and bh.delay and mpage_map_one_extent(k, page, bh) < 0:
             k.warn(
