@@ -29,8 +29,8 @@ __all__ = [
     "isolate_lru_page",
     "kswapd",
     "pageout",
-    "reclaim_keep_pinned",
     "putback_lru_page",
+    "reclaim_keep_pinned",
     "shrink_page_list",
 ]
 
