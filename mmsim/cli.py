@@ -217,7 +217,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from mmsim.oracles import ORACLES
-    from mmsim.policy import load_policy, policy_names
+    from mmsim.policy import load_entry, policy_names
     from mmsim.scenarios import SCENARIOS
 
     print("Scenarios")
@@ -235,14 +235,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for name in policy_names():
         try:
-            pol = load_policy(name)
+            entry = load_entry(name)
         except ValueError as exc:
-            rows.append((name, "?", "?", str(exc)))
+            rows.append((name, "?", "?", str(exc), ""))
             continue
-        first = pol[0]
-        rows.append((name, first.status, first.kernel_version, first.link))
+        rows.append(
+            (name, entry.status, entry.kernel_version, entry.summary, entry.link)
+        )
     print(
-        tabulate(rows, headers=["name", "status", "kernel", "link"], tablefmt="github")
+        tabulate(
+            rows,
+            headers=["name", "status", "kernel", "what", "link"],
+            tablefmt="github",
+        )
     )
     print("\nOracles")
     print(

@@ -196,7 +196,7 @@ def unpin_user_page(k: Kernel, page: Page) -> None:
     """Models unpin_user_page() → gup_put_folio(FOLL_PIN): remove the bias.
 
     ``nr_foll_pin_released``; the last reference frees the page; dropping more
-    than is held is a refcount underflow (BUG).
+    than is held is a refcount underflow (BUG). This is a hook.
     """
     if page.pincount <= 0 or page.refcount < GUP_PIN_COUNTING_BIAS:
         raise KernelBug("mm/gup.c", "unpin_user_page(): page is not pinned")
@@ -220,4 +220,4 @@ def unpin_user_pages_dirty_lock(k: Kernel, page: Page, make_dirty: bool) -> Path
     if make_dirty and not page.dirty:
         yield from k.ops.set_page_dirty_lock(k, page)
         yield
-    unpin_user_page(k, page)
+    k.ops.unpin_user_page(k, page)

@@ -159,6 +159,8 @@ def _baseline_hooks() -> dict[str, Callable[..., Any]]:
         "get_user_pages_fast": gup.get_user_pages_fast,
         "iov_iter_get_pages": iov_iter.iov_iter_get_pages,
         "put_user_page": gup.put_user_page,
+        "unpin_user_page": gup.unpin_user_page,
+        "writeback_before_lock": page_writeback.writeback_before_lock,
         "reclaim_keep_pinned": vmscan.reclaim_keep_pinned,
         "ext4_page_buffers": ext4_inode.ext4_page_buffers,
         "set_page_dirty_lock": page_writeback.set_page_dirty_lock,

@@ -25,6 +25,7 @@ __all__ = [
     "set_page_dirty_lock",
     "set_page_writeback",
     "test_clear_page_writeback",
+    "writeback_before_lock",
 ]
 
 
@@ -127,6 +128,18 @@ def clear_page_dirty_for_io(k: Kernel, page: Page, wbc: WritebackControl) -> Pat
         k.count("nr_dirty", -1)
         return True
     return False
+
+
+@kernel("mm/page-writeback.c")
+def writeback_before_lock(k: Kernel, page: Page) -> Path:
+    """The point where writeback has looked a dirty page up and is about to lock it.
+
+    In ``write_cache_pages`` and ext4's ``mpage_prepare_extent_to_map`` the next
+    statement is ``lock_page``. v4.15 does nothing here; a fix that must wait
+    without holding the page lock waits here. This is a hook.
+    """
+    return
+    yield  # a path: a fix may sleep here
 
 
 @kernel("mm/page-writeback.c")

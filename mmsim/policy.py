@@ -39,6 +39,7 @@ __all__ = [
     "Stack",
     "build_ops",
     "builtin_policy_names",
+    "load_entry",
     "load_policy",
     "policy_names",
 ]
@@ -53,10 +54,15 @@ HOOKS: dict[str, tuple[bool, str]] = {
     "get_user_pages_fast": (True, "mm/gup.c: take references on user pages"),
     "iov_iter_get_pages": (True, "lib/iov_iter.c: how direct I/O takes its buffer"),
     "put_user_page": (False, "mm/gup.c: release a FOLL_GET reference GUP gave out"),
+    "unpin_user_page": (False, "mm/gup.c: release a FOLL_PIN pin"),
     "set_page_dirty_lock": (True, "mm/page-writeback.c: dirty a page under its lock"),
     "clear_page_dirty_for_io": (
         True,
         "mm/page-writeback.c: clean a page for writeback",
+    ),
+    "writeback_before_lock": (
+        True,
+        "writeback, before it locks a dirty page it looked up (v4.15: nothing)",
     ),
     "page_mkclean": (False, "mm/rmap.c: write-protect and clean every PTE of a page"),
     "try_to_release_page": (False, "mm/filemap.c: drop a page's private data"),
@@ -99,12 +105,20 @@ def _own_hook(policy: Policy, hook: str) -> Callable[..., Any] | None:
     )
 
 
-@attrs.define(slots=True)
+@attrs.frozen
 class Stack:
-    """Several policies applied together; earlier ones wrap later ones."""
+    """Several policies applied together; earlier ones wrap later ones.
+
+    Registered through the ``mmsim.policies`` entry point like a policy, with the
+    same descriptive fields.
+    """
 
     policies: tuple[Policy, ...]
     name: str = ""
+    summary: str = ""
+    status: str = ""
+    link: str = ""
+    kernel_version: str = ""
 
 
 @attrs.define(slots=True, eq=False)
@@ -114,6 +128,8 @@ class Ops:
     get_user_pages_fast: Callable[..., Any]
     iov_iter_get_pages: Callable[..., Any]
     put_user_page: Callable[..., Any]
+    unpin_user_page: Callable[..., Any]
+    writeback_before_lock: Callable[..., Any]
     set_page_dirty_lock: Callable[..., Any]
     clear_page_dirty_for_io: Callable[..., Any]
     page_mkclean: Callable[..., Any]
@@ -192,6 +208,12 @@ def builtin_policy_names() -> list[str]:
 
 def load_policy(name: str) -> tuple[Policy, ...]:
     """Load a registered policy (or stack) by name, as a tuple of policies."""
+    entry = load_entry(name)
+    return entry.policies if isinstance(entry, Stack) else (entry,)
+
+
+def load_entry(name: str) -> Policy | Stack:
+    """Load what a ``mmsim.policies`` entry point names: a policy or a stack."""
     eps = {
         ep.name: ep for ep in importlib.metadata.entry_points(group="mmsim.policies")
     }
@@ -203,9 +225,9 @@ def load_policy(name: str) -> tuple[Policy, ...]:
     except Exception as exc:
         raise PolicyError(f"policy {name!r} failed to load: {exc}") from exc
     if isinstance(obj, type) and issubclass(obj, Policy):
-        return (obj(),)
+        return obj()
     if isinstance(obj, Stack):
-        return obj.policies
+        return obj
     raise PolicyError(
         f"entry point {name!r} names {obj!r}, which is neither a Policy subclass "
         "nor a Stack"

@@ -196,6 +196,7 @@ def mpage_prepare_extent_to_map(k: Kernel, page: Page, wbc: WritebackControl) ->
     ``clear_page_dirty_for_io`` and ``ext4_bio_write_page``.
     """
     mapping = page.mapping
+    yield from k.ops.writeback_before_lock(k, page)
     yield from lock_page(k, page)
     if (
         not page.dirty
