@@ -87,6 +87,9 @@ def __block_write_begin(k: Kernel, page: Page, get_block: GetBlock) -> int:
     """
     assert page.mapping is not None
     inode = page.mapping.host
+    # The filesystem now knows of this write: the page's mkwrite epoch opens (the
+    # root-cause oracle's record; page_mkwrite and write_begin both come here).
+    page.mkwrite = True
     if page.private is None:
         create_empty_buffers(k, page)
     assert page.private is not None
@@ -124,8 +127,7 @@ def block_page_mkwrite(k: Kernel, page: Page, get_block: GetBlock) -> Path:
     -EFAULT; ``__block_write_begin`` attaches buffers and allocates or reserves the
     block; ``block_commit_write`` dirties them; ``set_page_dirty``;
     ``wait_for_stable_page`` (stable pages are not modelled: a no-op). Returns 0
-    with the page still locked. Opens the page's mkwrite epoch for the root-cause
-    oracle.
+    with the page still locked.
     """
     from mmsim.page_writeback import set_page_dirty
 
@@ -133,7 +135,6 @@ def block_page_mkwrite(k: Kernel, page: Page, get_block: GetBlock) -> Path:
     if page.mapping is None or page.index * PAGE_SIZE > page.mapping.host.size:
         unlock_page(k, page)
         return -EFAULT
-    page.mkwrite = True
     ret = __block_write_begin(k, page, get_block)
     if ret == 0:
         block_commit_write(k, page)

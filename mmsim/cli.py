@@ -138,6 +138,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from mmsim._api import check
+    from mmsim.oracles import ALWAYS_ON
 
     with _progress() as progress:
         result = check(
@@ -154,16 +155,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
         )
     st = result.stats
     print(f"{result.scenario} under {result.policy} on {result.fs}: {result.verdict}")
-    print(f"  oracles: {', '.join(result.oracles)} (always: kernel-bug, deadlock)")
+    print(f"  oracles: {', '.join(result.oracles)} (always: {', '.join(ALWAYS_ON)})")
     scope = "complete" if st.complete else f"cut by {', '.join(st.cut_by)}"
     print(
         f"  search: {st.states:,} distinct states, {st.transitions:,} transitions, "
         f"{st.executions:,} executions, max depth {st.max_depth}, {scope}, "
         f"{st.seconds:.2f}s"
     )
-    if result.by_oracle:
-        found = ", ".join(f"{k}: {v}" for k, v in result.by_oracle.items())
-        print(f"  violating states by oracle: {found}")
+    for ov in result.per_oracle:
+        shortest = f", shortest {ov.steps} steps" if ov.steps is not None else ""
+        print(f"  {ov.oracle}: {ov.verdict}{shortest}")
     cex = result.counterexample
     if cex is not None:
         print(
@@ -183,7 +184,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from mmsim._api import replay_counterexample
+    from mmsim._api import replay_counterexample, violation_of
     from mmsim.diagram import render
     from mmsim.results import load_counterexample
 
@@ -208,7 +209,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if not args.quiet:
         print()
         print(render(m, title=f"{cex.scenario} under {cex.policy} on {cex.fs}"), end="")
-    v = m.violations[0]
+    v = violation_of(m, cex.violation.oracle)
     print(f"replayed {len(cex.steps)} steps: {v.oracle}: {v.message}")
     return EXIT_VIOLATION
 

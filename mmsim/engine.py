@@ -125,11 +125,17 @@ class Wait:
 
 @attrs.frozen
 class Violation:
-    """An oracle found the machine in a state the kernel promises never to reach."""
+    """An oracle found the machine in a state the kernel promises never to reach.
+
+    ``fatal`` violations (an oops, a hang) end the run; the others are recorded
+    and the run goes on, so that what follows them (a lost write after a
+    warning, say) is judged too.
+    """
 
     oracle: str
     message: str
     task: str
+    fatal: bool = False
 
 
 @attrs.frozen
@@ -212,6 +218,8 @@ class Oracle:
     meaning: ClassVar[str] = ""
     symptom: ClassVar[str] = ""
     events: ClassVar[tuple[str, ...]] = ()
+    #: Whether the kernel cannot carry on after this (the run ends here).
+    fatal: ClassVar[bool] = False
 
     def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
         return None
@@ -450,9 +458,14 @@ class Machine:
         """The canonical state: shared state and where every task stands."""
         return (self.state_snapshot(), tuple(t.position() for t in self.tasks))
 
+    @property
+    def stopped(self) -> bool:
+        """Whether a fatal violation (an oops, a hang) has ended the run."""
+        return any(v.fatal for v in self.violations)
+
     def enabled(self) -> list[int]:
         """Ids of the tasks that may take the next step."""
-        if self.crashed is not None or self.violations:
+        if self.stopped:
             return []
         return [
             t.tid
@@ -482,11 +495,19 @@ class Machine:
             self.crashed = bug
             task.done = True
             self.record(task, "bug", str(bug))
-            self.violations.append(Violation("kernel-bug", str(bug), task.name))
+            self.violations.append(
+                Violation("kernel-bug", str(bug), task.name, fatal=True)
+            )
         finally:
             if self._profiler is not None:
                 self._profiler.stop()
         self.steps += 1
+        if task.wait is not None and task.context != "process":
+            # Only process context may sleep: "BUG: sleeping function called from
+            # invalid context" (___might_sleep, kernel/sched/core.c).
+            self.tracepoint(
+                "sleep_in_atomic", task, f"{task.name} sleeps in {task.wait.reason}"
+            )
         if task.wait is not None and self.tracing:
             what = "idle" if task.wait.idle else "sleeps"
             self.record(task, "wait", f"{what}: {task.wait.reason}")
@@ -506,7 +527,7 @@ class Machine:
         """
         for _ in self.quiesce():
             pass
-        while not self.violations:
+        while not self.stopped:
             runnable = [
                 t.tid
                 for t in self.tasks
@@ -519,7 +540,7 @@ class Machine:
                     self.check_deadlock()
                 break
             self.step(runnable[0])
-        if self.violations:
+        if self.stopped:
             return
         for oracle in self._end_oracles:
             message = oracle.at_end(self)
@@ -542,15 +563,15 @@ class Machine:
         self.tracepoint("warn", where, f"WARNING at {where}: {condition}")
 
     def violate(self, oracle: Oracle, message: str) -> None:
-        """Record a violation; the explorer ends the run here."""
+        """Record a violation; a fatal one ends the run."""
         task = self.current.name if self.current is not None else "-"
-        self.violations.append(Violation(oracle.id, message, task))
+        self.violations.append(Violation(oracle.id, message, task, fatal=oracle.fatal))
         if self.tracing:
             self.record(self.current, "violation", f"{oracle.id}: {message}")
 
     def check_deadlock(self) -> bool:
         """Record a deadlock if unfinished tasks remain and none can run."""
-        if self.violations or self.finished():
+        if self.stopped or self.finished():
             return False
         if any(not t.done and (t.wait is None or t.wait.cond()) for t in self.tasks):
             return False
@@ -562,7 +583,12 @@ class Machine:
         """Record that ``task`` sleeps on a condition nothing can make true."""
         reason = task.wait.reason if task.wait is not None else "?"
         self.violations.append(
-            Violation("deadlock", f"{task.name} sleeps for ever in {reason}", task.name)
+            Violation(
+                "deadlock",
+                f"{task.name} sleeps for ever in {reason}",
+                task.name,
+                fatal=True,
+            )
         )
 
     # -- tracing ----------------------------------------------------------------------
@@ -571,7 +597,12 @@ class Machine:
         """Append a trace line for ``task`` (only while tracing)."""
         if not self.tracing:
             return
-        depth = self._profiler.depth if self._profiler is not None else 0
+        prof = self._profiler
+        depth = (
+            prof.depth
+            if prof is not None and task is not None and prof.task is task
+            else 0
+        )
         self.trace.append(
             TraceRecord(self.steps, task.tid if task else -1, depth, kind, text)
         )

@@ -23,7 +23,6 @@ import enum
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Any
 
 import attrs
 
@@ -32,6 +31,7 @@ from mmsim.engine import Machine, Violation
 __all__ = [
     "Bounds",
     "Counterexample",
+    "OracleResult",
     "SearchResult",
     "SearchStats",
     "Verdict",
@@ -79,7 +79,6 @@ class SearchStats:
     transitions: int = 0
     executions: int = 0
     finished_runs: int = 0
-    violating_states: int = 0
     revisits: int = 0
     replays: int = 0
     replayed_steps: int = 0
@@ -91,21 +90,37 @@ class SearchStats:
 
 @attrs.frozen
 class Counterexample:
-    """A schedule from the initial state to a violation."""
+    """A schedule from the initial state to a violation of one oracle.
+
+    ``at_end`` when the violation shows only once the run has finished and
+    quiesced (the final sync and the end-of-run oracles), not in a step.
+    """
 
     schedule: tuple[int, ...]
-    violations: tuple[Violation, ...]
+    violation: Violation
+    at_end: bool = False
+
+
+@attrs.frozen
+class OracleResult:
+    """One oracle's verdict, how many violating steps or run ends the search met,
+    and the shortest counterexample."""
+
+    oracle: str
+    verdict: Verdict
+    occurrences: int
+    counterexample: Counterexample | None
 
 
 @attrs.frozen
 class SearchResult:
-    """Verdict, statistics and the shortest counterexample found."""
+    """The overall verdict (the worst over the oracles), each oracle's result, the
+    statistics, and the shortest counterexample of any oracle."""
 
     verdict: Verdict
     stats: SearchStats
+    oracles: dict[str, OracleResult]
     counterexample: Counterexample | None
-    #: Violating states found, by oracle id (first violation of each state).
-    by_oracle: dict[str, int]
 
 
 def replay(
@@ -126,18 +141,19 @@ def replay(
 
 
 def settle(m: Machine) -> str:
-    """Classify the machine after a step: violation, finished, deadlock or running.
+    """Classify the machine after a step: ``stopped``, ``finished`` or ``running``.
 
-    A finished machine is quiesced (final sync) and judged by end-of-run oracles
-    here; it is no longer usable for exploration afterwards.
+    A run stops at a fatal violation or a deadlock. A machine whose non-daemon
+    tasks are all done is quiesced (final sync) and judged by the end-of-run
+    oracles here; it is no longer usable for exploration afterwards.
     """
-    if m.violations:
-        return "violation"
+    if m.stopped:
+        return "stopped"
     if m.finished():
         m.run_to_end()
-        return "violation" if m.violations else "finished"
+        return "stopped" if m.stopped else "finished"
     if m.check_deadlock():
-        return "violation"
+        return "stopped"
     return "running"
 
 
@@ -148,6 +164,19 @@ class _Frame:
     todo: list[int]
     last: int | None
     preemptions: int
+
+
+@attrs.define
+class _Graph:
+    """The explored state graph: what the verdicts are computed from."""
+
+    root: Hashable
+    edges: dict[Hashable, list[tuple[int, Hashable, tuple[Violation, ...]]]] = (
+        attrs.Factory(dict)
+    )
+    #: Nodes where a run ended, with the violations found as it ended.
+    ends: dict[Hashable, tuple[Violation, ...]] = attrs.Factory(dict)
+    oracle_ids: list[str] = attrs.Factory(list)
 
 
 def explore(
@@ -168,7 +197,7 @@ def explore(
             first found, not the shortest).
         clock: the wall clock, for ``max_time`` and the statistics.
         progress: called about every 4096 transitions with the statistics so far.
-        on_leaf: called with the machine and ``"violation"`` or ``"finished"`` at
+        on_leaf: called with the machine and ``"stopped"`` or ``"finished"`` at
             each newly reached state where a run ends (after quiescing).
     """
     bounds = bounds or Bounds()
@@ -182,21 +211,18 @@ def explore(
 
     root = make()
     root_key = key_of(root, None)
+    graph = _Graph(root_key, oracle_ids=[o.id for o in root.oracles])
     visited: dict[Hashable, int] = {root_key: 0}
-    edges: dict[Hashable, list[tuple[int, Hashable]]] = {}
-    violating: dict[Hashable, tuple[Violation, ...]] = {}
     stats.states = 1
 
     status = settle(root)
     if status != "running":
+        graph.ends[root_key] = tuple(root.violations)
+        stats.executions = 1
+        stats.finished_runs = int(status == "finished")
         if on_leaf is not None:
             on_leaf(root, status)
-        stats.executions = 1
-        if status == "violation":
-            violating[root_key] = tuple(root.violations)
-        else:
-            stats.finished_runs = 1
-        return _result(stats, violating, edges, root_key, start, clock)
+        return _result(stats, graph, start, clock)
 
     stack = [_Frame((), root_key, _order(root.enabled(), None), None, 0)]
     live: Machine | None = root
@@ -234,7 +260,9 @@ def explore(
                 live.step(t)
             stats.replays += 1
             stats.replayed_steps += len(frame.schedule)
+        before = len(live.violations)
         live.step(tid)
+        found = tuple(live.violations[before:])
         schedule = (*frame.schedule, tid)
         live_schedule = schedule
         stats.transitions += 1
@@ -245,7 +273,11 @@ def explore(
         # Whether the task that just ran can run on: it decides what is a preemption.
         last = tid if not live.tasks[tid].done else None
         key = key_of(live, last)
-        edges.setdefault(frame.key, []).append((tid, key))
+        graph.edges.setdefault(frame.key, []).append((tid, key, found))
+        if found and stop_on_first:
+            cut("stopped at the first violation")
+            graph.ends.setdefault(key, ())
+            break
         seen = visited.get(key)
         if seen is not None and seen <= preemptions:
             stats.revisits += 1
@@ -256,18 +288,18 @@ def explore(
         visited[key] = preemptions
         stats.max_depth = max(stats.max_depth, len(schedule))
 
+        before = len(live.violations)
         status = settle(live)
         if status != "running":
+            graph.ends[key] = tuple(live.violations[before:])
             if on_leaf is not None:
                 on_leaf(live, status)
             live_schedule = None  # quiescing consumed it
             stats.executions += 1
-            if status == "violation":
-                violating.setdefault(key, tuple(live.violations))
-                if stop_on_first:
-                    break
-            else:
-                stats.finished_runs += 1
+            stats.finished_runs += status == "finished"
+            if stop_on_first and graph.ends[key]:
+                cut("stopped at the first violation")
+                break
             continue
         if bounds.max_steps is not None and len(schedule) >= bounds.max_steps:
             cut(f"max_steps={bounds.max_steps}")
@@ -280,10 +312,7 @@ def explore(
             _Frame(schedule, key, _order(live.enabled(), last), last, preemptions)
         )
 
-    if stack and not stats.cut_by and stop_on_first:
-        stats.complete = False
-        stats.cut_by.append("stopped at the first violation")
-    return _result(stats, violating, edges, root_key, start, clock)
+    return _result(stats, graph, start, clock)
 
 
 def _order(enabled: list[int], last: int | None) -> list[int]:
@@ -293,53 +322,142 @@ def _order(enabled: list[int], last: int | None) -> list[int]:
     return list(enabled)
 
 
-def _result(
-    stats: SearchStats,
-    violating: dict[Hashable, tuple[Violation, ...]],
-    edges: dict[Hashable, list[tuple[int, Hashable]]],
-    root: Hashable,
-    start: float,
-    clock: Callable[[], float],
-) -> SearchResult:
-    stats.violating_states = len(violating)
-    stats.seconds = clock() - start
-    by_oracle: dict[str, int] = {}
-    for vs in violating.values():
-        by_oracle[vs[0].oracle] = by_oracle.get(vs[0].oracle, 0) + 1
-    cex = _shortest(violating, edges, root)
-    if cex is not None:
-        verdict = Verdict.SOMETIMES
-        if stats.complete and stats.finished_runs == 0:
-            verdict = Verdict.ALWAYS
-    else:
-        verdict = Verdict.NEVER if stats.complete else Verdict.UNKNOWN
-    return SearchResult(verdict, stats, cex, dict(sorted(by_oracle.items())))
-
-
-def _shortest(
-    violating: dict[Hashable, tuple[Violation, ...]],
-    edges: dict[Hashable, list[tuple[int, Hashable]]],
-    root: Hashable,
-) -> Counterexample | None:
-    """Breadth-first search of the explored state graph for the nearest violation."""
-    if not violating:
-        return None
-    parent: dict[Hashable, tuple[Hashable, int] | None] = {root: None}
-    queue: deque[Any] = deque([root])
+def _shortest_paths(
+    graph: _Graph, skip: str | None = None
+) -> dict[Hashable, tuple[Hashable, int] | None]:
+    """Breadth-first parents from the root; edges violating ``skip`` are not taken."""
+    parent: dict[Hashable, tuple[Hashable, int] | None] = {graph.root: None}
+    queue: deque[Hashable] = deque([graph.root])
     while queue:
         node = queue.popleft()
-        if node in violating:
-            path: list[int] = []
-            cur = node
-            while (p := parent[cur]) is not None:
-                cur, tid = p
-                path.append(tid)
-            return Counterexample(tuple(reversed(path)), violating[node])
-        for tid, child in edges.get(node, ()):
-            if child not in parent:
-                parent[child] = (node, tid)
-                queue.append(child)
-    return None
+        for tid, child, found in graph.edges.get(node, ()):
+            if child in parent or (
+                skip is not None and any(v.oracle == skip for v in found)
+            ):
+                continue
+            parent[child] = (node, tid)
+            queue.append(child)
+    return parent
+
+
+def _path(
+    parent: dict[Hashable, tuple[Hashable, int] | None], node: Hashable
+) -> list[int]:
+    path: list[int] = []
+    while (p := parent[node]) is not None:
+        node, tid = p
+        path.append(tid)
+    path.reverse()
+    return path
+
+
+def _result(
+    stats: SearchStats, graph: _Graph, start: float, clock: Callable[[], float]
+) -> SearchResult:
+    stats.seconds = clock() - start
+    parent = _shortest_paths(graph)
+    order = {node: i for i, node in enumerate(parent)}  # breadth-first order
+    ids = list(graph.oracle_ids)
+    for vs in [
+        *graph.ends.values(),
+        *(f for es in graph.edges.values() for _, _, f in es),
+    ]:
+        ids += [v.oracle for v in vs if v.oracle not in ids]
+
+    results: dict[str, OracleResult] = {}
+    if UNBOUNDED_WAIT in ids:
+        ids.remove(UNBOUNDED_WAIT)
+        results[UNBOUNDED_WAIT] = _unbounded_wait(stats, graph, parent)
+    for oid in ids:
+        best: tuple[int, int, Counterexample] | None = None
+        count = 0
+        for node, out in graph.edges.items():
+            if node not in parent:
+                continue
+            for tid, _, found in out:
+                hit = next((v for v in found if v.oracle == oid), None)
+                if hit is None:
+                    continue
+                count += 1
+                path = (*_path(parent, node), tid)
+                cand = (len(path), order[node], Counterexample(path, hit))
+                if best is None or cand[:2] < best[:2]:
+                    best = cand
+        for node, found in graph.ends.items():
+            hit = next((v for v in found if v.oracle == oid), None)
+            if hit is None or node not in parent:
+                continue
+            count += 1
+            path = tuple(_path(parent, node))
+            cand = (len(path), order[node], Counterexample(path, hit, at_end=True))
+            if best is None or cand[:2] < best[:2]:
+                best = cand
+        if best is None:
+            verdict = Verdict.NEVER if stats.complete else Verdict.UNKNOWN
+            results[oid] = OracleResult(oid, verdict, 0, None)
+            continue
+        verdict = Verdict.SOMETIMES
+        if stats.complete and _always(graph, oid):
+            verdict = Verdict.ALWAYS
+        results[oid] = OracleResult(oid, verdict, count, best[2])
+
+    rank = [Verdict.ALWAYS, Verdict.SOMETIMES, Verdict.UNKNOWN, Verdict.NEVER]
+    overall = min((r.verdict for r in results.values()), key=rank.index, default=None)
+    if overall is None:
+        overall = Verdict.NEVER if stats.complete else Verdict.UNKNOWN
+    shown = [r.counterexample for r in results.values() if r.counterexample is not None]
+    headline = min(shown, key=lambda c: len(c.schedule), default=None)
+    return SearchResult(overall, stats, results, headline)
+
+
+#: The liveness oracle, judged on the whole state graph once the search is complete.
+UNBOUNDED_WAIT = "unbounded-wait"
+
+
+def _unbounded_wait(
+    stats: SearchStats,
+    graph: _Graph,
+    parent: dict[Hashable, tuple[Hashable, int] | None],
+) -> OracleResult:
+    """States from which no run can ever finish: someone waits for ever.
+
+    A deadlock stops every task; this also catches the waits that only daemons
+    outlive (kswapd spinning while DIO completion waits for a lock that writeback
+    holds while it waits for the DIO). A state is stuck when no run-ending state
+    is reachable from it; the counterexample leads to the nearest stuck state.
+    Only a complete search can tell: a cut search says Unknown.
+    """
+    if not stats.complete:
+        return OracleResult(UNBOUNDED_WAIT, Verdict.UNKNOWN, 0, None)
+    back: dict[Hashable, list[Hashable]] = {}
+    for node, out in graph.edges.items():
+        for _, child, _ in out:
+            back.setdefault(child, []).append(node)
+    can_end = set(graph.ends)
+    queue: deque[Hashable] = deque(graph.ends)
+    while queue:
+        for prev in back.get(queue.popleft(), ()):
+            if prev not in can_end:
+                can_end.add(prev)
+                queue.append(prev)
+    stuck = [n for n in parent if n not in can_end]  # breadth-first order
+    if not stuck:
+        return OracleResult(UNBOUNDED_WAIT, Verdict.NEVER, 0, None)
+    first = stuck[0]
+    message = "from here no run can finish: the waiting tasks wait for ever"
+    cex = Counterexample(
+        tuple(_path(parent, first)), Violation(UNBOUNDED_WAIT, message, "-")
+    )
+    verdict = Verdict.ALWAYS if first == graph.root else Verdict.SOMETIMES
+    return OracleResult(UNBOUNDED_WAIT, verdict, len(stuck), cex)
+
+
+def _always(graph: _Graph, oid: str) -> bool:
+    """Whether every run violates ``oid``: no run ends without it, avoiding it."""
+    parent = _shortest_paths(graph, skip=oid)
+    return all(
+        any(v.oracle == oid for v in graph.ends[n]) for n in parent if n in graph.ends
+    )
 
 
 @attrs.frozen
@@ -371,16 +489,14 @@ def random_walk(
     for run in range(1, max_runs + 1):
         m = make()
         schedule: list[int] = []
-        while len(schedule) < max_steps:
-            status = settle(m)
-            if status != "running":
+        while len(schedule) < max_steps and not m.violations:
+            if settle(m) != "running":
                 break
             tid = rng.choice(m.enabled())
             m.step(tid)
             schedule.append(tid)
         total += len(schedule)
-        if m.violations or settle(m) == "violation":
-            return WalkResult(
-                run, total, Counterexample(tuple(schedule), tuple(m.violations)), seed
-            )
+        if m.violations:
+            cex = Counterexample(tuple(schedule), m.violations[0])
+            return WalkResult(run, total, cex, seed)
     return WalkResult(max_runs, total, None, seed)

@@ -17,7 +17,7 @@ import attrs
 if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.machine import Kernel
-    from mmsim.mm_types import Page, Vma
+    from mmsim.mm_types import BufferHead, Page, Vma
 
 __all__ = ["AddressSpaceOperations", "SyncMode", "WritebackControl"]
 
@@ -74,6 +74,14 @@ class AddressSpaceOperations:
 
     def releasepage(self, k: Kernel, page: Page) -> bool:
         """``->releasepage``: drop the page's private data; True on success."""
+        raise NotImplementedError
+
+    def get_block(self, k: Kernel, page: Page, bh: BufferHead) -> int:
+        """``get_block_t`` with create=1 for the page's block: map, reserve or allocate.
+
+        What ``->page_mkwrite`` and ``->write_begin`` pass to the buffer helpers.
+        Returns 0 or -errno (-ENOSPC).
+        """
         raise NotImplementedError
 
     def readpage(self, k: Kernel, page: Page) -> Path:

@@ -134,6 +134,12 @@ class Kernel(Machine):
         """Sleep until ``cond()`` holds: ``yield k.wait_until(cond, "why")``."""
         return Wait(cond, reason)
 
+    def might_sleep(self, where: str) -> None:
+        """Models might_sleep() → ___might_sleep(): complain in atomic context."""
+        task = self.current
+        if task is not None and task.context != "process":
+            self.tracepoint("sleep_in_atomic", task, f"might_sleep() in {where}")
+
     def idle_until(self, cond: Callable[[], bool], reason: str) -> Wait:
         """A daemon's idle point: ``yield k.idle_until(cond, "why")`` tops its loop."""
         return Wait(cond, reason, idle=True)

@@ -103,12 +103,61 @@ class LostWrite(Oracle):
         return None
 
 
+class SleepInAtomic(Oracle):
+    """A task sleeps, or may sleep, in interrupt context."""
+
+    id: ClassVar[str] = "sleep-in-atomic"
+    meaning: ClassVar[str] = (
+        "code running in interrupt context sleeps or calls might_sleep()"
+    )
+    symptom: ClassVar[str] = (
+        "BUG: sleeping function called from invalid context (a splat; a real sleep "
+        "in an interrupt handler can deadlock or corrupt the scheduler)"
+    )
+    events: ClassVar[tuple[str, ...]] = ("sleep_in_atomic",)
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        who = m.current.name if m.current is not None else "?"
+        return f"{who} may sleep in interrupt context"
+
+
+class PageFreedPinned(Oracle):
+    """A page is freed while GUP references to it are outstanding."""
+
+    id: ClassVar[str] = "freed-while-pinned"
+    meaning: ClassVar[str] = (
+        "a page is freed while a GUP reference or pin is outstanding"
+    )
+    symptom: ClassVar[str] = (
+        "use after free: DMA into a page the allocator has handed to someone else"
+    )
+    events: ClassVar[tuple[str, ...]] = ("page_freed_pinned",)
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        page: Page = obj
+        return f"page {page.key} freed with outstanding GUP references"
+
+
+class UnboundedWait(Oracle):
+    """From some reachable state no run can finish (judged by the explorer)."""
+
+    id: ClassVar[str] = "unbounded-wait"
+    meaning: ClassVar[str] = (
+        "a reachable state from which no run can finish: a task waits for ever "
+        "while others (daemons) may still run"
+    )
+    symptom: ClassVar[str] = (
+        "hang: writeback, fsync or truncate stalls for ever (hung task warnings)"
+    )
+
+
 class KernelBugOracle(Oracle):
     """A modelled BUG_ON fired (the engine reports it; this class documents it)."""
 
     id: ClassVar[str] = "kernel-bug"
     meaning: ClassVar[str] = "a modelled BUG_ON() fired: the kernel oopses"
     symptom: ClassVar[str] = "BUG / oops"
+    fatal: ClassVar[bool] = True
 
 
 class DeadlockOracle(Oracle):
@@ -117,6 +166,7 @@ class DeadlockOracle(Oracle):
     id: ClassVar[str] = "deadlock"
     meaning: ClassVar[str] = "a task sleeps on a condition that no task can make true"
     symptom: ClassVar[str] = "hang (hung task warning)"
+    fatal: ClassVar[bool] = True
 
 
 #: Every oracle, by id.
@@ -126,13 +176,23 @@ ORACLES: dict[str, type[Oracle]] = {
         NoBuffersAtWriteback,
         DirtiedOutsideMkwrite,
         LostWrite,
+        SleepInAtomic,
+        PageFreedPinned,
         KernelBugOracle,
         DeadlockOracle,
+        UnboundedWait,
     )
 }
 
-#: Judged in every run, whatever the scenario names.
-ALWAYS_ON = ("kernel-bug", "deadlock")
+#: Judged in every run, whatever the scenario names: no kernel carries on after
+#: an oops, a hang, a sleep in atomic context or a use after free.
+ALWAYS_ON = (
+    "kernel-bug",
+    "deadlock",
+    "unbounded-wait",
+    "sleep-in-atomic",
+    "freed-while-pinned",
+)
 
 
 def make_oracles(ids: list[str]) -> list[Oracle]:

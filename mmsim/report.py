@@ -46,10 +46,12 @@ def compare(out: Path, *, echo: Callable[[str], None] = lambda s: None) -> list[
             files[out / "traces" / f"{slug}.json"] = (
                 r.counterexample.model_dump_json(indent=2) + "\n"
             )
-            cell = (
-                f"{r.verdict}: {r.counterexample.violation.oracle} "
-                f"([trace](traces/{slug}.txt), {len(r.counterexample.steps)} steps)"
-            )
+            cell = f"{r.verdict} ([trace](traces/{slug}.txt))"
+        broken = ", ".join(
+            f"{ov.oracle} {ov.verdict}" + (f" ({ov.steps} steps)" if ov.steps else "")
+            for ov in r.per_oracle
+            if ov.verdict != "Never"
+        )
         st = r.stats
         scope = "complete" if st.complete else "cut by " + ", ".join(st.cut_by)
         rows.append(
@@ -58,6 +60,7 @@ def compare(out: Path, *, echo: Callable[[str], None] = lambda s: None) -> list[
                 r.policy,
                 r.fs,
                 cell,
+                broken or "-",
                 f"{st.states:,}",
                 scope,
                 f"`{r.command}`",
@@ -70,6 +73,7 @@ def compare(out: Path, *, echo: Callable[[str], None] = lambda s: None) -> list[
             "policy",
             "fs",
             "verdict",
+            "oracles violated (shortest run)",
             "states",
             "search",
             "reproduce",

@@ -17,6 +17,7 @@ __all__ = [
     "CheckResult",
     "CounterexampleFile",
     "FileError",
+    "OracleVerdict",
     "SearchStatistics",
     "Step",
     "ViolationRecord",
@@ -54,7 +55,6 @@ class SearchStatistics(_Model):
     transitions: int
     executions: int
     finished_runs: int
-    violating_states: int
     revisits: int
     replays: int
     replayed_steps: int
@@ -74,11 +74,25 @@ class CounterexampleFile(_Model):
     oracles: list[str]
     steps: list[Step]
     violation: ViolationRecord
+    #: The violation shows once the run has finished and quiesced (final sync).
+    at_end: bool = False
 
     @property
     def schedule(self) -> list[int]:
         """The task ids, in order."""
         return [s.task for s in self.steps]
+
+
+class OracleVerdict(_Model):
+    """One oracle's verdict on a cell."""
+
+    oracle: str
+    verdict: Literal["Never", "Sometimes", "Always", "Unknown"]
+    #: Violating steps and run ends the search met (each counted once).
+    occurrences: int
+    #: Length of the shortest counterexample, if any.
+    steps: int | None = None
+    message: str | None = None
 
 
 class CheckResult(_Model):
@@ -90,7 +104,7 @@ class CheckResult(_Model):
     oracles: list[str]
     verdict: Literal["Never", "Sometimes", "Always", "Unknown"]
     stats: SearchStatistics
-    by_oracle: dict[str, int]
+    per_oracle: list[OracleVerdict]
     counterexample: CounterexampleFile | None = None
     diagram: str | None = None
     command: str

@@ -83,31 +83,37 @@ class _VarIsNot(Oracle):
 
 
 def outcome(m: ToyMachine) -> tuple[Any, ...]:
-    """How a run ended: the state, and whether it violated or deadlocked."""
-    return (m.state_snapshot(), tuple(v.oracle for v in m.violations))
+    """How a run ended: the final state, and the fatal violation (deadlock) if any."""
+    return (m.state_snapshot(), tuple(v.oracle for v in m.violations if v.fatal))
 
 
-def brute_force(make: Any) -> set[tuple[Any, ...]]:
-    """Every interleaving, by full re-execution and no merging: the set of outcomes."""
+def brute_force(make: Any) -> tuple[set[tuple[Any, ...]], set[str]]:
+    """Every interleaving, by full re-execution and no merging.
+
+    Returns the set of run outcomes and the set of oracles violated on any run.
+    """
     outcomes: set[tuple[Any, ...]] = set()
+    fired: set[str] = set()
 
     def visit(schedule: list[int]) -> None:
         m = make()
         for tid in schedule:
             m.step(tid)
-        if m.violations:
+        fired.update(v.oracle for v in m.violations)
+        if m.stopped:
             outcomes.add(outcome(m))
             return
         enabled = m.enabled()
         if not enabled:
             m.check_deadlock()
+            fired.update(v.oracle for v in m.violations)
             outcomes.add(outcome(m))
             return
         for tid in enabled:
             visit([*schedule, tid])
 
     visit([])
-    return outcomes
+    return outcomes, fired
 
 
 @st.composite

@@ -12,10 +12,13 @@ from mmsim.explorer import Bounds, Verdict, explore
 from tests.programs import ToyMachine, brute_force, outcome, programs
 
 
-def _explored(make: Any, bounds: Bounds | None = None) -> tuple[set[Any], Any]:
+def _explored(
+    make: Any, bounds: Bounds | None = None
+) -> tuple[set[Any], set[str], Any]:
     seen: set[Any] = set()
     result = explore(make, bounds, on_leaf=lambda m, _: seen.add(outcome(m)))
-    return seen, result
+    fired = {o for o, r in result.oracles.items() if r.verdict != Verdict.NEVER}
+    return seen, fired, result
 
 
 @settings(max_examples=150, deadline=None)
@@ -26,12 +29,12 @@ def test_reachable_outcomes_equal_brute_force(prog: Any, bad: int) -> None:
     def make() -> ToyMachine:
         return ToyMachine(program, nvars, nlocks, bad=bad)
 
-    expected = brute_force(make)
-    got, result = _explored(make)
+    expected, expected_fired = brute_force(make)
+    got, fired, result = _explored(make)
     assert got == expected
+    assert fired == expected_fired
     assert result.stats.complete
-    violated = any(o[1] for o in expected)
-    assert (result.verdict != Verdict.NEVER) == violated
+    assert (result.verdict != Verdict.NEVER) == bool(expected_fired)
 
 
 def test_verdict_words() -> None:
@@ -57,6 +60,7 @@ def test_shortest_counterexample_is_shortest() -> None:
     result = explore(lambda: ToyMachine(prog, 2, 0, bad=9))
     assert result.counterexample is not None
     assert result.counterexample.schedule == (1, 1)
+    assert result.oracles["var0-bad"].counterexample == result.counterexample
 
 
 def test_step_bound_makes_the_search_incomplete() -> None:
@@ -92,4 +96,29 @@ def test_deadlock_is_found() -> None:
     prog = [[("await", 0, 1)], [("set", 1, 1)]]
     result = explore(lambda: ToyMachine(prog, 2, 0))
     assert result.verdict == Verdict.ALWAYS
-    assert result.by_oracle == {"deadlock": 1}
+    assert result.oracles["deadlock"].verdict == Verdict.ALWAYS
+    assert result.oracles["deadlock"].occurrences == 1
+
+
+def test_a_non_fatal_violation_does_not_end_the_run() -> None:
+    # var0 is bad (1) only transiently; T1 then sets var1, which a second oracle
+    # watches. Both must be found on the same run.
+    prog = [[("set", 0, 1), ("set", 0, 0), ("set", 1, 5)]]
+
+    class Var1Is5(Oracle):
+        id = "var1-5"
+
+        def after_step(self, m: Any) -> str | None:
+            return "var1 is 5" if m.vars[1] == 5 else None
+
+    def make() -> ToyMachine:
+        m = ToyMachine(prog, 2, 0, bad=1)
+        m.install_oracles([*m.oracles, Var1Is5()])
+        return m
+
+    result = explore(make)
+    assert result.oracles["var0-bad"].verdict == Verdict.ALWAYS
+    assert result.oracles["var1-5"].verdict == Verdict.ALWAYS
+    cex = result.oracles["var1-5"].counterexample
+    assert cex is not None
+    assert cex.schedule == (0, 0, 0)

@@ -274,3 +274,7 @@ class Ext4(AddressSpaceOperations):
 
     def readpage(self, k: Kernel, page: Page) -> Path:
         return ext4_readpage(k, page)
+
+    def get_block(self, k: Kernel, page: Page, bh: BufferHead) -> int:
+        assert page.mapping is not None
+        return ext4_da_get_block_prep(k, page.mapping.host, page.index, bh)

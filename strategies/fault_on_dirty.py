@@ -1,0 +1,74 @@
+"""fault-on-dirty: set_page_dirty_lock runs a ->page_mkwrite-like step first.
+
+Proposal: Jan Kara, 3 Jan 2018, idea (a): "We could 'simulate' a writeable page
+fault in set_page_dirty_lock(). It is a bit ugly since we don't have a virtual
+address of the fault, don't hold mmap_sem, etc., possibly expensive, but it would
+make filesystems happy"
+(https://lore.kernel.org/linux-mm/20180103100430.GE4911@quack2.suse.cz/).
+Status: idea only; never posted as a patch.
+
+Model: after ``lock_page``, the filesystem's block preparation runs as in
+``block_page_mkwrite`` (``__block_write_begin`` with the filesystem's
+``get_block``: attach buffers, reserve or allocate the block;
+``block_commit_write``), then ``set_page_dirty``. It may sleep (block
+allocation, journal start: ``might_sleep``), which is illegal where completion
+runs in interrupt context, and it may fail with ENOSPC after the I/O has already
+reported success to the user: the data is then dropped.
+
+Objections: Jan himself: no VMA or address, no mmap_sem, expensive; data written
+by the GUP user is still lost "if someone e.g. punched hole under the buffer".
+``->page_mkwrite`` takes ``sb_start_pagefault``, the invalidate lock and journal
+credits: lock inversion is likely when called with other locks held; and
+``ext4_set_page_dirty`` "may be called in softirq context", where buffers cannot
+be reconstructed (Jan Kara, Jan 2024).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+# Imported under another name: a double-underscore name in a class body is mangled.
+from mmsim.buffer import __block_write_begin as block_write_begin
+from mmsim.buffer import block_commit_write
+from mmsim.filemap import lock_page, unlock_page
+from mmsim.page_writeback import set_page_dirty
+from mmsim.policy import Policy
+
+if TYPE_CHECKING:
+    from mmsim.engine import Path
+    from mmsim.machine import Kernel
+    from mmsim.mm_types import BufferHead, Page
+
+
+class FaultOnDirty(Policy):
+    """set_page_dirty_lock prepares the page as ->page_mkwrite would."""
+
+    name = "fault-on-dirty"
+    summary = "set_page_dirty_lock simulates a write fault (->page_mkwrite) first"
+    status = "idea only (Jan Kara, Jan 2018)"
+    link = "https://lore.kernel.org/linux-mm/20180103100430.GE4911@quack2.suse.cz/"
+    kernel_version = "v4.15 + proposal"
+
+    def set_page_dirty_lock(self, nxt: Any, k: Kernel, page: Page) -> Path:
+        yield from lock_page(k, page)
+        mapping = page.mapping
+        if mapping is not None:
+            k.might_sleep("fault-on-dirty: ->page_mkwrite")
+            yield  # block allocation and the journal may sleep
+
+            def get_block(k: Kernel, inode: Any, lblk: int, bh: BufferHead) -> int:
+                return mapping.a_ops.get_block(k, page, bh)
+
+            err = block_write_begin(k, page, get_block)
+            if err:
+                # The I/O already told the user it succeeded; the data is dropped.
+                k.warn(
+                    "fault-on-dirty",
+                    f"->page_mkwrite failed ({err}) after the I/O completed",
+                )
+                unlock_page(k, page)
+                return False
+            block_commit_write(k, page)
+        ret = set_page_dirty(k, page)
+        unlock_page(k, page)
+        return ret

@@ -1,0 +1,38 @@
+"""What upstream ran, as stacks of mechanisms named by the kernel version.
+
+- ``upstream-5.18``: ext4 warns and drops instead of BUG (cc5095747edf).
+  (FOLL_PIN exists since v5.6/v5.7, but direct I/O still takes FOLL_GET
+  references, so pins change nothing in these scenarios yet.)
+- ``upstream-6.4``: reclaim skips pinned pages (d824ec2a1546), direct I/O pins
+  (``iov_iter_extract_pages``; the block-layer conversion landed for v6.5, the
+  reclaim check in v6.4 and was sent to stable: the stack is the first kernel
+  where both hold), and ext4's warn-and-drop. The crash is gone (warn-and-drop),
+  but the search still reaches a pinned page stripped of its buffers through
+  reclaim's ``pageout()`` window (see ``reclaim_skip_pinned``), and the write is
+  then silently lost.
+"""
+
+from __future__ import annotations
+
+from mmsim.policy import Stack
+from mmsim.strategies.dio_pin import DioPin
+from mmsim.strategies.ext4_warn_and_drop import Ext4WarnAndDrop
+from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
+
+UPSTREAM_5_18 = Stack(
+    (Ext4WarnAndDrop(),),
+    name="upstream-5.18",
+    summary="ext4 warn-and-drop",
+    status="merged",
+    link="https://lore.kernel.org/r/YiDS9wVfq4mM2jGK@mit.edu",
+    kernel_version="v5.18",
+)
+
+UPSTREAM_6_4 = Stack(
+    (DioPin(), ReclaimSkipPinned(), Ext4WarnAndDrop()),
+    name="upstream-6.4",
+    summary="pinned DIO + reclaim skips pinned pages + ext4 warn-and-drop",
+    status="merged",
+    link="https://lore.kernel.org/r/20230428124140.30166-1-jack@suse.cz",
+    kernel_version="v6.4",
+)

@@ -1,0 +1,113 @@
+"""Known outcomes of the candidate fixes, as the modelled paths produce them.
+
+Nothing here is special-cased in the model: each verdict comes from an exhaustive
+search of the scenario under the policy. Where the search contradicts a claim of
+the history (a further failure), the test pins the finding and the strategy's
+docstring explains it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+import mmsim
+
+
+@functools.cache
+def verdicts(scenario: str, policy: str) -> dict[str, str]:
+    result = mmsim.check(scenario, policy=policy, diagram=False)
+    assert result.stats.complete, f"{scenario} under {policy}: search was cut"
+    return {ov.oracle: ov.verdict for ov in result.per_oracle}
+
+
+def test_baseline_races() -> None:
+    assert verdicts("dio/001", "baseline")["nobuffers-writeback"] == "Sometimes"
+    assert verdicts("dio/001", "baseline")["kernel-bug"] == "Sometimes"
+    assert verdicts("dio/002", "baseline")["dirty-without-mkwrite"] == "Sometimes"
+
+
+def test_ext4_warn_and_drop_trades_the_crash_for_a_lost_write() -> None:
+    v = verdicts("dio/001", "ext4-warn-and-drop")
+    assert v["kernel-bug"] == "Never"
+    assert v["lost-write"] == "Sometimes"
+
+
+def test_defer_release() -> None:
+    v = verdicts("dio/001", "defer-release")
+    assert v["kernel-bug"] == "Never"
+    assert v["nobuffers-writeback"] == "Never"
+    assert v["lost-write"] == "Never"
+    # Reclaim was only the symptom: writeback still cleans the page mid-DIO and
+    # completion re-dirties it without ->page_mkwrite.
+    assert verdicts("dio/002", "defer-release")["dirty-without-mkwrite"] == "Sometimes"
+
+
+def test_fault_on_dirty_prevents_both_races() -> None:
+    v = verdicts("dio/001", "fault-on-dirty")
+    assert v["kernel-bug"] == "Never"
+    assert v["nobuffers-writeback"] == "Never"
+    assert verdicts("dio/002", "fault-on-dirty")["dirty-without-mkwrite"] == "Never"
+
+
+def test_pin_blocks_mkclean_fixes_the_races_but_hangs() -> None:
+    # Neither race's oracle fires...
+    assert verdicts("dio/001", "pin-blocks-mkclean")["nobuffers-writeback"] == "Never"
+    assert verdicts("dio/002", "pin-blocks-mkclean")["dirty-without-mkwrite"] == "Never"
+    # ...because writeback sleeps in page_mkclean holding the page lock, which DIO
+    # completion's set_page_dirty_lock needs before it can drop its reference.
+    assert verdicts("dio/002", "pin-blocks-mkclean")["deadlock"] == "Sometimes"
+    # With kswapd spinning there is no state where nothing can run, but the wait
+    # is just as endless.
+    assert verdicts("dio/001", "pin-blocks-mkclean")["unbounded-wait"] == "Sometimes"
+
+
+def test_pin_blocks_mkclean_waiting_before_the_lock() -> None:
+    # No deadlock: the page lock is not held while waiting...
+    v2 = verdicts("dio/002", "pin-blocks-mkclean-prelock")
+    assert v2["deadlock"] == "Never"
+    assert v2["dirty-without-mkwrite"] == "Never"
+    # ...but reclaim's pageout() cleans the page through clear_page_dirty_for_io
+    # with no such wait, and GUP can take a new reference between the wait and
+    # lock_page: the seed crash comes back.
+    assert (
+        verdicts("dio/001", "pin-blocks-mkclean-prelock")["kernel-bug"] == "Sometimes"
+    )
+
+
+def test_pins_alone_change_nothing_and_reclaim_check_alone_misses_get() -> None:
+    assert verdicts("dio/001", "dio-pin")["kernel-bug"] == "Sometimes"
+    # FOLL_GET references are invisible to page_maybe_dma_pinned().
+    assert verdicts("dio/001", "reclaim-skip-pinned")["kernel-bug"] == "Sometimes"
+
+
+@pytest.mark.parametrize("scenario", ["dio/001"])
+def test_upstream_6_4(scenario: str) -> None:
+    v = verdicts(scenario, "upstream-6.4")
+    assert v["kernel-bug"] == "Never"
+    # Finding: the v6.4 check sits before pageout(); on its PAGE_SUCCESS path the
+    # page is unlocked, can be faulted in and pinned again, and is then relocked
+    # and stripped without a second check (see strategies/reclaim_skip_pinned.py).
+    assert v["nobuffers-writeback"] == "Sometimes"
+    assert v["lost-write"] == "Sometimes"
+    assert verdicts("dio/002", "upstream-6.4")["dirty-without-mkwrite"] == "Sometimes"
+
+
+def test_upstream_6_4_finding_is_the_pageout_window() -> None:
+    result = mmsim.check("dio/001", policy="upstream-6.4")
+    assert result.diagram is not None
+    text = " ".join(result.diagram.split())
+    # kswapd writes the page, the DIO pins it, and kswapd strips it anyway.
+    order = [
+        "pageout()",
+        "try_grab_page()",
+        "try_to_release_page() = True",
+        "__remove_mapping() = False",
+        "unpin_user_pages_dirty_lock()",
+    ]
+    pos = 0
+    for item in order:
+        found = text.find(item, pos)
+        assert found >= 0, f"{item} missing or out of order"
+        pos = found + len(item)
