@@ -19,6 +19,7 @@ from mmsim.results import (
     Step,
     ViolationRecord,
 )
+from mmsim.scenario_spec import build
 from mmsim.scenarios import ScenarioError, get_scenario
 
 __all__ = [
@@ -48,10 +49,10 @@ def machine_factory(
     """
     sc = get_scenario(scenario)
     policies = load_policy(policy)
-    fs = fs or sc.filesystems[0]
-    if fs not in sc.filesystems:
+    chosen = fs or sc.filesystems[0]
+    if chosen not in sc.filesystems:
         raise ScenarioError(
-            f"scenario {scenario} runs on {', '.join(sc.filesystems)}, not {fs!r}"
+            f"scenario {scenario} runs on {', '.join(sc.filesystems)}, not {chosen!r}"
         )
     ids = list(oracles) if oracles else list(sc.oracles)
     make_oracles(ids)  # validate now, not in the first replay
@@ -59,12 +60,12 @@ def machine_factory(
     judged = ids + [o for o in ALWAYS_ON if o not in ids]
 
     def make() -> Kernel:
-        k = sc.build(policies)
+        k = build(sc, policies, chosen)
         k.install_oracles(make_oracles(judged))
         k.tracing = tracing
         return k
 
-    return make, fs, ids
+    return make, chosen, ids
 
 
 def _command(

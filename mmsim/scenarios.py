@@ -1,118 +1,119 @@
-"""Scenarios: tasks, an initial state and the oracles that judge them.
+"""The built-in scenarios, and lookup by id or by TOML file.
 
-Ids follow xfstests (``dio/001``); groups (``quick``, …) select sets of them.
-A scenario's ``build`` makes a fresh :class:`~mmsim.machine.Kernel` for a policy;
-the explorer calls it again for every replay, so it must be deterministic.
+Ids follow xfstests (``dio/001``); groups (``quick``, ``seed``, …) select sets of
+them. Each is a :class:`~mmsim.scenario_spec.ScenarioSpec`, the same structure a
+TOML scenario file has; ``mmsim check path/to/scenario.toml`` runs one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from pathlib import Path
 
-import attrs
+from mmsim.scenario_spec import (
+    DioRead,
+    FileSpec,
+    Flusher,
+    Kswapd,
+    LegacyDriver,
+    MappingSpec,
+    ScenarioFileError,
+    ScenarioSpec,
+    load_scenario_file,
+)
 
-from mmsim.direct_io import do_blockdev_direct_IO
-from mmsim.ext4 import Ext4
-from mmsim.filemap import add_to_page_cache_lru
-from mmsim.fs_writeback import wb_workfn
-from mmsim.machine import Kernel
-from mmsim.policy import Policy
-from mmsim.vmscan import kswapd
-
-__all__ = ["SCENARIOS", "Scenario", "ScenarioError", "get_scenario"]
-
-PAGE_SIZE = 4096
+__all__ = ["SCENARIOS", "ScenarioError", "get_scenario"]
 
 
 class ScenarioError(ValueError):
     """An unknown or malformed scenario."""
 
 
-@attrs.frozen
-class Scenario:
-    """A named, reproducible situation to explore."""
-
-    id: str
-    title: str
-    description: str
-    groups: tuple[str, ...]
-    oracles: tuple[str, ...]
-    build: Callable[[tuple[Policy, ...]], Kernel]
-    #: Filesystem personalities the scenario can run on.
-    filesystems: tuple[str, ...] = ("ext4",)
-
-
-def _seed_race(policies: tuple[Policy, ...], *, reclaim: bool) -> Kernel:
+def _seed(
+    sid: str, title: str, description: str, oracles: list[str], *, reclaim: bool
+) -> ScenarioSpec:
     """Jan Kara's set-up: file1 mapped MAP_SHARED, O_DIRECT read from file2 into it.
 
     file1's page 0 is cached, uptodate, clean, on the LRU and not yet mapped (the
-    first touch is the DIO's GUP, which faults it in); it has no buffers, as
-    ``mpage_readpage`` leaves it. Both files' blocks are allocated. The flusher
-    always runs; kswapd runs when ``reclaim`` is set, under dirty pressure
-    (PGDAT_DIRTY), so it may write a dirty page itself.
+    DIO's GUP faults it in); it has no buffers, as ``mpage_readpage`` leaves it.
+    Both files' blocks are allocated. The flusher always runs; kswapd runs when
+    ``reclaim`` is set, under dirty pressure (PGDAT_DIRTY).
     """
-    k = Kernel(policies, nr_frames=2, nr_blocks=4, pgdat_dirty=True)
-    fs = Ext4()
-    file1 = k.add_inode("file1", fs, PAGE_SIZE)
-    file2 = k.add_inode("file2", fs, PAGE_SIZE)
-    for inode, blk, version in ((file1, 0, 1), (file2, 1, 2)):
-        k.disk.owner[blk] = (inode.key, 0)
-        k.disk.data[blk] = version
-        inode.blocks[0] = blk
-    page = k.alloc_page()
-    assert page is not None
-    add_to_page_cache_lru(k, page, file1.mapping, 0)
-    k.ops.put_page(k, page)  # the allocation reference; the cache keeps its own
-    page.locked = False
-    page.uptodate = True
-    page.data = 1
-    k.next_version = 3
-    vma = k.add_vma(file1.mapping, 1)
-    k.spawn("read(O_DIRECT)", "dio", do_blockdev_direct_IO(k, file2, 0, vma, 0))
-    k.spawn("flush-8:0", "flusher", wb_workfn(k), daemon=True)
+    tasks: list[DioRead | Flusher | Kswapd] = [
+        DioRead(kind="dio-read", src="file2"),
+        Flusher(kind="flusher"),
+    ]
     if reclaim:
-        k.spawn("kswapd0", "kswapd", kswapd(k), daemon=True)
-    return k
-
-
-SCENARIOS: dict[str, Scenario] = {
-    s.id: s
-    for s in (
-        Scenario(
-            id="dio/001",
-            title="DIO read into a MAP_SHARED page, with writeback and reclaim (race A)",
-            description=(
-                "Jan Kara, 3 Jan 2018: read(fd2, addr) with O_DIRECT where addr maps "
-                "file1 MAP_SHARED. The flusher cleans the page mid-read, kswapd strips "
-                "its buffers and fails to free it, and DIO completion re-dirties a "
-                "page with no buffers."
-            ),
-            groups=("quick", "dio", "seed"),
-            oracles=("nobuffers-writeback", "lost-write"),
-            build=lambda p: _seed_race(p, reclaim=True),
-        ),
-        Scenario(
-            id="dio/002",
-            title="DIO read into a MAP_SHARED page, with writeback only (race B)",
-            description=(
-                "Jan Kara, 4 Jan 2018: no reclaim needed. Writeback's "
-                "clear_page_dirty_for_io write-protects the page mid-read; DIO "
-                "completion re-dirties it without ->page_mkwrite."
-            ),
-            groups=("quick", "dio", "seed"),
-            oracles=("dirty-without-mkwrite",),
-            build=lambda p: _seed_race(p, reclaim=False),
-        ),
+        tasks.append(Kswapd(kind="kswapd"))
+    return ScenarioSpec(
+        id=sid,
+        title=title,
+        description=description,
+        groups=["quick", "dio", "seed"],
+        oracles=oracles,
+        files=[
+            FileSpec(name="file1", blocks=[0], cached=[0]),
+            FileSpec(name="file2", blocks=[1]),
+        ],
+        mapping=MappingSpec(file="file1"),
+        tasks=list(tasks),
     )
-}
 
 
-def get_scenario(scenario_id: str) -> Scenario:
-    """Look a built-in scenario up by id, with a clear error for an unknown one."""
+_BUILTIN = [
+    _seed(
+        "dio/001",
+        "DIO read into a MAP_SHARED page, with writeback and reclaim (race A)",
+        "Jan Kara, 3 Jan 2018: read(fd2, addr) with O_DIRECT where addr maps file1 "
+        "MAP_SHARED. The flusher cleans the page mid-read, kswapd strips its buffers "
+        "and fails to free it, and DIO completion re-dirties a page with no buffers.",
+        ["nobuffers-writeback", "lost-write"],
+        reclaim=True,
+    ),
+    _seed(
+        "dio/002",
+        "DIO read into a MAP_SHARED page, with writeback only (race B)",
+        "Jan Kara, 4 Jan 2018: no reclaim needed. Writeback's clear_page_dirty_for_io "
+        "write-protects the page mid-read; DIO completion re-dirties it without "
+        "->page_mkwrite.",
+        ["dirty-without-mkwrite"],
+        reclaim=False,
+    ),
+    ScenarioSpec(
+        id="drv/001",
+        title="A FOLL_GET driver DMAs into a MAP_SHARED page and set_page_dirty()s it",
+        description=(
+            "Gavin Guo, Apr 2018, and John Hubbard's NIC/GPU reports: a driver takes "
+            "the user page with get_user_pages (FOLL_GET), the device writes it, and "
+            "the driver calls set_page_dirty without the page lock, then put_page "
+            "(net/rds/rdma.c, v4.15). Writeback and kswapd run."
+        ),
+        groups=["quick", "driver"],
+        oracles=["nobuffers-writeback", "lost-write"],
+        files=[FileSpec(name="file1", blocks=[0], cached=[0])],
+        mapping=MappingSpec(file="file1"),
+        tasks=[
+            LegacyDriver(kind="legacy-driver"),
+            Flusher(kind="flusher"),
+            Kswapd(kind="kswapd"),
+        ],
+    ),
+]
+
+#: Built-in scenarios by id.
+SCENARIOS: dict[str, ScenarioSpec] = {s.id: s for s in _BUILTIN}
+
+
+def get_scenario(name: str) -> ScenarioSpec:
+    """A built-in scenario by id, or a TOML scenario file by path."""
+    if name.endswith(".toml") or Path(name).is_file():
+        try:
+            return load_scenario_file(name)
+        except ScenarioFileError as exc:
+            raise ScenarioError(str(exc)) from None
     try:
-        return SCENARIOS[scenario_id]
+        return SCENARIOS[name]
     except KeyError:
         known = ", ".join(sorted(SCENARIOS))
         raise ScenarioError(
-            f"unknown scenario {scenario_id!r} (known: {known})"
+            f"unknown scenario {name!r} (known: {known}; or give a .toml file)"
         ) from None

@@ -1,0 +1,70 @@
+"""Scenario files: TOML scenarios run like built-ins; malformed ones are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import mmsim
+from mmsim.cli import main
+
+EXAMPLE = (
+    Path(__file__).resolve().parent.parent / "examples" / "scenarios" / "race-b.toml"
+)
+
+GOOD = EXAMPLE.read_text()
+
+
+def test_toml_scenario_matches_the_builtin() -> None:
+    from_file = mmsim.check(str(EXAMPLE), diagram=False)
+    builtin = mmsim.check("dio/002", diagram=False)
+    assert from_file.verdict == builtin.verdict == "Sometimes"
+    assert from_file.stats.states == builtin.stats.states
+    assert from_file.counterexample is not None
+    assert from_file.counterexample.violation.oracle == "dirty-without-mkwrite"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace('title = "DIO', 'titel = "DIO'),
+            "field title: Field required",
+        ),
+        (lambda t: t.replace('kind = "flusher"', 'kind = "flushr"'), "field tasks.1: "),
+        (lambda t: t.replace("frames = 2", 'frames = "two"'), "field machine.frames: "),
+        (
+            lambda t: t.replace(
+                'oracles = ["dirty-without-mkwrite"]', 'oracles = ["nope"]'
+            ),
+            "oracles.0: unknown oracle 'nope'",
+        ),
+        (
+            lambda t: t.replace('src = "file2"', 'src = "file9"'),
+            "tasks.0.src: no file named 'file9'",
+        ),
+        (lambda t: t.replace("blocks = [1]", "blocks = [0]"), "block 0 is used twice"),
+        (
+            lambda t: t + '\n[[tasks]]\nkind = "kswapd"\nspeed = 3\n',
+            "field tasks.2.kswapd.speed",
+        ),
+        (lambda t: t.replace("[machine]", "[machine"), "not TOML"),
+    ],
+)
+def test_malformed_scenario_file(
+    tmp_path: Path, edit: object, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(edit(GOOD))  # type: ignore[operator]
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert str(bad) in err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_scenario_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "nowhere/scenario.toml"]) == 2
+    assert "nowhere/scenario.toml: no such file" in capsys.readouterr().err
