@@ -23,7 +23,16 @@ if TYPE_CHECKING:
     from mmsim.machine import Kernel
     from mmsim.mm_types import Page
 
-__all__ = ["Bio", "bio_endio", "bio_put", "submit_bio"]
+__all__ = [
+    "Bio",
+    "bio_check_pages_dirty",
+    "bio_dirty_fn",
+    "bio_endio",
+    "bio_put",
+    "bio_release_pages",
+    "bio_set_pages_dirty",
+    "submit_bio",
+]
 
 #: ``bio->bi_end_io``: runs in interrupt context when the device is done.
 EndIo = Callable[["Kernel", "Bio"], None]
@@ -46,6 +55,8 @@ class Bio:
     done: bool = False
     #: BIO_PAGE_PINNED (v6.5): the page is pinned (FOLL_PIN), not referenced.
     pinned: bool = False
+    #: ``bi_private``: the submitter's context (a direct-I/O ``struct dio``).
+    private: Any = None
 
     def snapshot(self) -> tuple[Any, ...]:
         return (
@@ -54,6 +65,7 @@ class Bio:
             self.write,
             self.done,
             self.pinned,
+            self.private.key if self.private is not None else -1,
             _code_id(self.end_io.__code__),
         )
 
@@ -109,3 +121,50 @@ def bio_endio(k: Kernel, bio: Bio) -> None:
     k.tracepoint("block_rq_complete", page, f"{direction} {k.page_name(page)}")
     bio.done = True
     bio.end_io(k, bio)
+
+
+@kernel("block/bio.c")
+def bio_set_pages_dirty(k: Kernel, bio: Bio) -> Path:
+    """Models bio_set_pages_dirty(), v4.15: ``set_page_dirty_lock`` each page.
+
+    Called before an AIO direct read is submitted, and again by ``bio_dirty_fn``
+    for pages writeback cleaned while the read was in flight.
+    """
+    yield from k.ops.set_page_dirty_lock(k, bio.page)
+
+
+@kernel("block/bio.c")
+def bio_release_pages(k: Kernel, bio: Bio) -> None:
+    """Models bio_release_pages(): drop each page (``put_page``, or unpin if pinned)."""
+    if bio.pinned:
+        k.ops.unpin_user_page(k, bio.page)
+    else:
+        k.ops.put_user_page(k, bio.page)
+
+
+@kernel("block/bio.c")
+def bio_dirty_fn(k: Kernel, bio: Bio) -> Path:
+    """Models bio_dirty_fn() (the bio_dirty_work workqueue, process context).
+
+    Re-dirties the pages ``bio_check_pages_dirty`` found clean: the kernel's own
+    "re-dirty after writeback cleaned it mid-I/O" step, with no ``->page_mkwrite``.
+    """
+    yield from bio_set_pages_dirty(k, bio)
+    bio_release_pages(k, bio)
+    bio_put(k, bio)
+
+
+@kernel("block/bio.c")
+def bio_check_pages_dirty(k: Kernel, bio: Bio) -> None:
+    """Models bio_check_pages_dirty(), v4.15, at AIO read completion (interrupt).
+
+    A page still dirty is released at once. A clean one "must have been written
+    out during the direct-IO read": the bio goes on ``bio_dirty_list`` and
+    ``schedule_work(&bio_dirty_work)`` re-dirties it in process context, because
+    ``set_page_dirty_lock`` may sleep.
+    """
+    if bio.page.dirty:
+        bio_release_pages(k, bio)
+        bio_put(k, bio)
+        return
+    k.queue_work("kworker:bio_dirty_fn", bio_dirty_fn(k, bio))

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
-from mmsim.bio import Bio, bio_alloc, bio_put, submit_bio
+from mmsim.bio import (
+    Bio,
+    bio_alloc,
+    bio_check_pages_dirty,
+    bio_put,
+    bio_set_pages_dirty,
+    submit_bio,
+)
 from mmsim.engine import kernel
 from mmsim.gup import unpin_user_pages_dirty_lock
 
@@ -23,6 +30,7 @@ __all__ = [
     "Dio",
     "dio_await_completion",
     "dio_bio_complete",
+    "dio_bio_end_aio",
     "dio_bio_end_io",
     "dio_complete",
     "dio_get_page",
@@ -32,14 +40,24 @@ __all__ = [
 ]
 
 EFAULT = 14
+EIOCBQUEUED = 529
 
 
 @attrs.define(slots=True, eq=False)
 class Dio:
-    """``struct dio`` of a synchronous read: ``should_dirty`` and no ``is_async``."""
+    """``struct dio`` of a read into user memory (``should_dirty``).
+
+    ``is_async`` for an AIO read (io_submit): completion then runs in interrupt
+    context. The fields never change after submission (the state lives in the bio).
+    """
 
     snapshot_tag: ClassVar[int] = 11
     key: int
+    vma: Vma
+    index: int
+    src: Inode
+    lblk: int
+    is_async: bool = False
     should_dirty: bool = True
 
 
@@ -62,28 +80,31 @@ def dio_bio_end_io(k: Kernel, bio: Bio) -> None:
 
 
 @kernel("fs/direct-io.c")
-def submit_page_section(
-    k: Kernel, page: Page, pinned: bool, src: Inode, lblk: int
-) -> Bio:
+def submit_page_section(k: Kernel, dio: Dio, page: Page, pinned: bool) -> Path:
     """Models submit_page_section() → dio_send_cur_page() → dio_bio_submit().
 
     ``get_more_blocks`` maps the source block (allocated: no I/O to map it); a bio
-    reading that block into ``page`` is built and submitted (BIO_PAGE_PINNED when
-    the page was pinned).
+    reading that block into ``page`` is built (BIO_PAGE_PINNED when the page was
+    pinned). For an AIO read ``dio_bio_submit`` first dirties the pages
+    (``bio_set_pages_dirty``), then ``submit_bio``.
     """
-    bio = bio_alloc(k, page, [src.blocks[lblk]], False, dio_bio_end_io)
+    end_io = dio_bio_end_aio if dio.is_async else dio_bio_end_io
+    bio = bio_alloc(k, page, [dio.src.blocks[dio.lblk]], False, end_io)
     bio.pinned = pinned
+    bio.private = dio
+    if dio.is_async and dio.should_dirty:
+        yield from bio_set_pages_dirty(k, bio)
     submit_bio(k, bio)
     return bio
 
 
 @kernel("fs/direct-io.c")
-def do_direct_IO(k: Kernel, src: Inode, lblk: int, vma: Vma, index: int) -> Path:
+def do_direct_IO(k: Kernel, dio: Dio) -> Path:
     """Models do_direct_IO() for one page: get the user page, submit its read."""
-    page, pinned = yield from dio_get_page(k, vma, index)
+    page, pinned = yield from dio_get_page(k, dio.vma, dio.index)
     if page is None:
         return None
-    return submit_page_section(k, page, pinned, src, lblk)
+    return (yield from submit_page_section(k, dio, page, pinned))
 
 
 @kernel("fs/direct-io.c")
@@ -120,31 +141,48 @@ def dio_await_completion(k: Kernel, dio: Dio, bio: Bio) -> Path:
 
 
 @kernel("fs/direct-io.c")
-def dio_complete(k: Kernel, vma: Vma, index: int, version: int) -> None:
+def dio_complete(k: Kernel, dio: Dio) -> None:
     """Models dio_complete(): the read returns its byte count to the user.
 
     From here the user may rely on the data: the model records it as the last
     completed write to the mapped file page, which a final sync must persist.
     """
-    inode = vma.mapping.host
-    k.expected[(inode.key, index)] = version
+    inode = dio.vma.mapping.host
+    k.expected[(inode.key, dio.index)] = k.disk.data[dio.src.blocks[dio.lblk]]
+
+
+@kernel("fs/direct-io.c")
+def dio_bio_end_aio(k: Kernel, bio: Bio) -> None:
+    """Models dio_bio_end_aio() (interrupt context) for the last bio of an AIO read.
+
+    ``dio_bio_complete`` takes the async branch: ``bio_check_pages_dirty``, which
+    hands pages writeback cleaned to a workqueue; then ``dio_complete`` reports
+    the read to the user (``ki_complete``).
+    """
+    dio: Dio = bio.private
+    bio_check_pages_dirty(k, bio)
+    dio_complete(k, dio)
 
 
 @kernel("fs/direct-io.c")
 def do_blockdev_direct_IO(
-    k: Kernel, src: Inode, lblk: int, vma: Vma, index: int
+    k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool = False
 ) -> Path:
     """Models ``read(fd2, addr, PAGE_SIZE)`` on O_DIRECT: do_blockdev_direct_IO().
 
     ``ext4_file_read_iter`` → ``ext4_direct_IO`` → ``__blockdev_direct_IO``; the
     source file's page cache range is clean (no ``filemap_write_and_wait_range``
-    work). Returns the bytes read, or -EFAULT when the user page could not be
-    pinned.
+    work). A synchronous read waits and completes here; an AIO read (io_submit)
+    returns -EIOCBQUEUED once submitted and completes in interrupt context.
+    Returns the bytes read, -EIOCBQUEUED, or -EFAULT when the user page could not
+    be pinned.
     """
-    dio = Dio(key=0)
-    bio = yield from do_direct_IO(k, src, lblk, vma, index)
+    dio = Dio(key=0, vma=vma, index=index, src=src, lblk=lblk, is_async=is_async)
+    bio = yield from do_direct_IO(k, dio)
     if bio is None:
         return -EFAULT
+    if is_async:
+        return -EIOCBQUEUED
     yield from dio_await_completion(k, dio, bio)
-    dio_complete(k, vma, index, k.disk.data[src.blocks[lblk]])
+    dio_complete(k, dio)
     return 4096

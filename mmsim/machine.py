@@ -96,17 +96,22 @@ class Kernel(Machine):
         return BufferHead(key=0)
 
     def spawn_irq(self, name: str, gen: Path) -> Task:
-        """Start an interrupt-context task, reusing the slot of a finished one.
+        """Start an interrupt-context task (a completion), in a reusable slot."""
+        return self._spawn_slot("irq", name, gen, "irq")
 
-        Reusing slots keeps the number of tasks, and so the state space, finite
-        while daemons loop and keep submitting I/O.
-        """
+    def queue_work(self, name: str, gen: Path) -> Task:
+        """Models schedule_work(): run ``gen`` in a kworker (process context)."""
+        return self._spawn_slot("kworker", name, gen, "process")
+
+    def _spawn_slot(self, kind: str, name: str, gen: Path, context: str) -> Task:
+        # Reusing the slot of a finished task of the same kind keeps the number of
+        # tasks, and so the state space, finite while daemons keep submitting I/O.
         for task in self.tasks:
-            if task.kind == "irq" and task.done:
+            if task.kind == kind and task.done:
                 task.name, task.gen, task.done, task.wait = name, gen, False, None
                 task.pos = None
                 return task
-        return self.spawn(name, "irq", gen, context="irq")
+        return self.spawn(name, kind, gen, context=context)
 
     def has_dirty_pages(self) -> bool:
         """Whether any file has a dirty page in its cache (the flusher's wake-up)."""

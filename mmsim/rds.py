@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mmsim.machine import Kernel
     from mmsim.mm_types import Page, Vma
 
-__all__ = ["rds_pin_pages", "rds_rdma_free_op", "rds_rdma_read"]
+__all__ = ["rds_pin_pages", "rds_rdma_complete", "rds_rdma_free_op", "rds_rdma_read"]
 
 EFAULT = 14
 
@@ -46,17 +46,13 @@ def rds_rdma_free_op(k: Kernel, page: Page) -> None:
 
 
 @kernel("net/rds/rdma.c")
-def rds_rdma_read(k: Kernel, vma: Vma, index: int) -> Path:
-    """An RDS RDMA READ into a user page: pin, remote write, free, notify.
+def rds_rdma_complete(k: Kernel, vma: Vma, index: int, page: Page) -> Path:
+    """The RDMA READ completing: the NIC writes the page, then the op is freed.
 
-    ``__rds_rdma_map`` pins; the NIC's write into the page is a later step (the
-    device does not look at page flags or PTEs); ``rds_rdma_free_op`` dirties and
-    releases; the completion notification tells the user the data is there, which
-    the model records as the last completed write to the mapped file page.
+    The device does not look at page flags or PTEs. ``rds_rdma_free_op`` dirties
+    and releases the page; the completion notification tells the user the data
+    is there, which the model records as the last completed write to the page.
     """
-    page = yield from rds_pin_pages(k, vma, index)
-    if page is None:
-        return -EFAULT
     yield  # the RDMA READ is in flight
     version = k.new_version()
     page.data = version
@@ -68,4 +64,21 @@ def rds_rdma_read(k: Kernel, vma: Vma, index: int) -> Path:
     yield
     rds_rdma_free_op(k, page)
     k.expected[(vma.mapping.host.key, index)] = version
+
+
+@kernel("net/rds/rdma.c")
+def rds_rdma_read(k: Kernel, vma: Vma, index: int, softirq: bool = False) -> Path:
+    """An RDS RDMA READ into a user page: ``__rds_rdma_map`` pins, then completion.
+
+    With ``softirq`` the completion (and so ``set_page_dirty``) runs in interrupt
+    context, as when the send completion drops the last message reference;
+    otherwise in this task.
+    """
+    page = yield from rds_pin_pages(k, vma, index)
+    if page is None:
+        return -EFAULT
+    if softirq:
+        k.spawn_irq("softirq:rds_rdma_complete", rds_rdma_complete(k, vma, index, page))
+        return 0
+    yield from rds_rdma_complete(k, vma, index, page)
     return 0

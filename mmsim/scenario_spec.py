@@ -90,6 +90,9 @@ class DioRead(_Model):
     src: str
     src_page: int = Field(default=0, ge=0)
     page: int = Field(default=0, ge=0, description="page of the mapping read into")
+    aio: bool = Field(
+        default=False, description="io_submit: completion runs in interrupt context"
+    )
 
 
 class LegacyDriver(_Model):
@@ -97,6 +100,9 @@ class LegacyDriver(_Model):
 
     kind: Literal["legacy-driver"]
     page: int = Field(default=0, ge=0)
+    softirq: bool = Field(
+        default=False, description="the completion (set_page_dirty) runs in softirq"
+    )
 
 
 class Flusher(_Model):
@@ -225,12 +231,13 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
         if isinstance(task, DioRead):
             assert vma is not None
             gen = do_blockdev_direct_IO(
-                k, inodes[task.src], task.src_page, vma, task.page
+                k, inodes[task.src], task.src_page, vma, task.page, task.aio
             )
-            k.spawn("read(O_DIRECT)", "dio", gen)
+            k.spawn("io_submit(O_DIRECT)" if task.aio else "read(O_DIRECT)", "dio", gen)
         elif isinstance(task, LegacyDriver):
             assert vma is not None
-            k.spawn("rds-rdma-read", "driver", rds_rdma_read(k, vma, task.page))
+            gen = rds_rdma_read(k, vma, task.page, task.softirq)
+            k.spawn("rds-rdma-read", "driver", gen)
         elif isinstance(task, Flusher):
             k.spawn("flush-8:0", "flusher", wb_workfn(k), daemon=True)
         else:

@@ -79,6 +79,29 @@ _BUILTIN = [
         reclaim=False,
     ),
     ScenarioSpec(
+        id="dio/003",
+        title="AIO DIO read completing in interrupt context (bio_check_pages_dirty)",
+        description=(
+            "The same race with io_submit: fs/direct-io.c dirties the pages before "
+            "submitting (bio_set_pages_dirty); completion runs in interrupt context, "
+            "where bio_check_pages_dirty hands pages that writeback cleaned meanwhile "
+            "to the bio_dirty_fn workqueue, which re-dirties them without "
+            "->page_mkwrite."
+        ),
+        groups=["quick", "dio", "irq"],
+        oracles=["nobuffers-writeback", "lost-write", "dirty-without-mkwrite"],
+        files=[
+            FileSpec(name="file1", blocks=[0], cached=[0]),
+            FileSpec(name="file2", blocks=[1]),
+        ],
+        mapping=MappingSpec(file="file1"),
+        tasks=[
+            DioRead(kind="dio-read", src="file2", aio=True),
+            Flusher(kind="flusher"),
+            Kswapd(kind="kswapd"),
+        ],
+    ),
+    ScenarioSpec(
         id="drv/001",
         title="A FOLL_GET driver DMAs into a MAP_SHARED page and set_page_dirty()s it",
         description=(
@@ -93,6 +116,24 @@ _BUILTIN = [
         mapping=MappingSpec(file="file1"),
         tasks=[
             LegacyDriver(kind="legacy-driver"),
+            Flusher(kind="flusher"),
+            Kswapd(kind="kswapd"),
+        ],
+    ),
+    ScenarioSpec(
+        id="drv/002",
+        title="drv/001 with the completion in softirq context",
+        description=(
+            "rds_rdma_free_op may run from the send completion, in softirq context "
+            "(its WARN_ON(!page->mapping && irqs_disabled()) expects irqs off): "
+            "set_page_dirty, and whatever a fix hooks into it, must not sleep there."
+        ),
+        groups=["quick", "driver", "irq"],
+        oracles=["nobuffers-writeback", "lost-write"],
+        files=[FileSpec(name="file1", blocks=[0], cached=[0])],
+        mapping=MappingSpec(file="file1"),
+        tasks=[
+            LegacyDriver(kind="legacy-driver", softirq=True),
             Flusher(kind="flusher"),
             Kswapd(kind="kswapd"),
         ],

@@ -20,3 +20,19 @@ settings.register_profile("nightly", max_examples=5000, deadline=None)
 settings.load_profile(
     os.environ.get("MMSIM_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
 )
+
+
+# Each (scenario, policy) cell is deterministic, and an exhaustive search of one
+# costs seconds: the golden-report test and the known-outcome tests share one
+# computation of each cell per session.
+_CELLS: dict[tuple[object, ...], object] = {}
+
+
+def cached_check(scenario: str, policy: str = "baseline", **kw: object) -> object:
+    """``mmsim.check`` memoised for the session (the results are frozen models)."""
+    import mmsim
+
+    key = (scenario, policy, tuple(sorted(kw.items())))
+    if key not in _CELLS:
+        _CELLS[key] = mmsim.check(scenario, policy, **kw)  # type: ignore[arg-type]
+    return _CELLS[key]

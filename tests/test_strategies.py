@@ -8,16 +8,13 @@ docstring explains it.
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
-import mmsim
+from tests.conftest import cached_check
 
 
-@functools.cache
 def verdicts(scenario: str, policy: str) -> dict[str, str]:
-    result = mmsim.check(scenario, policy=policy, diagram=False)
+    result = cached_check(scenario, policy)
     assert result.stats.complete, f"{scenario} under {policy}: search was cut"
     return {ov.oracle: ov.verdict for ov in result.per_oracle}
 
@@ -95,7 +92,7 @@ def test_upstream_6_4(scenario: str) -> None:
 
 
 def test_upstream_6_4_finding_is_the_pageout_window() -> None:
-    result = mmsim.check("dio/001", policy="upstream-6.4")
+    result = cached_check("dio/001", "upstream-6.4")
     assert result.diagram is not None
     text = " ".join(result.diagram.split())
     # kswapd writes the page, the DIO pins it, and kswapd strips it anyway.
@@ -111,3 +108,25 @@ def test_upstream_6_4_finding_is_the_pageout_window() -> None:
         found = text.find(item, pos)
         assert found >= 0, f"{item} missing or out of order"
         pos = found + len(item)
+
+
+def test_fault_on_dirty_on_the_irq_paths() -> None:
+    # AIO completion runs in interrupt context, but bio_check_pages_dirty defers
+    # the re-dirtying to a workqueue: the fix's ->page_mkwrite step runs in
+    # process context there, and the race is closed.
+    v = verdicts("dio/003", "fault-on-dirty")
+    assert v["sleep-in-atomic"] == "Never"
+    assert v["kernel-bug"] == "Never"
+    assert v["dirty-without-mkwrite"] == "Never"
+    # A driver that calls plain set_page_dirty from its completion is not
+    # covered by a fix placed in set_page_dirty_lock.
+    assert verdicts("drv/002", "fault-on-dirty")["kernel-bug"] == "Sometimes"
+
+
+def test_foll_get_drivers_escape_the_pin_based_fixes() -> None:
+    assert verdicts("drv/001", "baseline")["kernel-bug"] == "Sometimes"
+    v = verdicts("drv/001", "upstream-6.4")
+    assert v["kernel-bug"] == "Never"
+    assert v["lost-write"] == "Sometimes"
+    # A fix that counts GUP references itself sees FOLL_GET too.
+    assert verdicts("drv/001", "defer-release")["nobuffers-writeback"] == "Never"
