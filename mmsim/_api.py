@@ -137,6 +137,7 @@ def check(
             occurrences=r.occurrences,
             steps=len(r.counterexample.schedule) if r.counterexample else None,
             message=r.counterexample.violation.message if r.counterexample else None,
+            regression=r.regression,
         )
         for r in result.oracles.values()
     ]

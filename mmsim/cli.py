@@ -164,11 +164,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
     )
     for ov in result.per_oracle:
         shortest = f", shortest {ov.steps} steps" if ov.steps is not None else ""
-        print(f"  {ov.oracle}: {ov.verdict}{shortest}")
+        kind = "regression " if ov.regression else ""
+        print(f"  {kind}{ov.oracle}: {ov.verdict}{shortest}")
     cex = result.counterexample
     if cex is not None:
+        what = "shortest counterexample"
+        if result.verdict == "Never":
+            what = "a refused request (regression)"
         print(
-            f"  shortest counterexample: {len(cex.steps)} steps, "
+            f"  {what}: {len(cex.steps)} steps, "
             f"{cex.violation.oracle}: {cex.violation.message}"
         )
         if result.diagram:
@@ -178,7 +182,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         _write_atomic(args.json, result.model_dump_json(indent=2) + "\n")
         print(f"  wrote {args.json}")
     print(f"  reproduce: {result.command}")
-    if cex is not None:
+    if result.verdict in ("Sometimes", "Always"):
         return EXIT_VIOLATION
     return EXIT_NEVER if result.verdict == "Never" else EXIT_UNKNOWN
 

@@ -220,6 +220,9 @@ class Oracle:
     events: ClassVar[tuple[str, ...]] = ()
     #: Whether the kernel cannot carry on after this (the run ends here).
     fatal: ClassVar[bool] = False
+    #: A regression outcome (a request a fix refuses), reported beside the
+    #: correctness oracles rather than as a correctness violation.
+    regression: ClassVar[bool] = False
 
     def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
         return None

@@ -110,6 +110,8 @@ class OracleResult:
     verdict: Verdict
     occurrences: int
     counterexample: Counterexample | None
+    #: A regression outcome (a refused request), not a correctness violation.
+    regression: bool = False
 
 
 @attrs.frozen
@@ -177,6 +179,7 @@ class _Graph:
     #: Nodes where a run ended, with the violations found as it ended.
     ends: dict[Hashable, tuple[Violation, ...]] = attrs.Factory(dict)
     oracle_ids: list[str] = attrs.Factory(list)
+    regressions: set[str] = attrs.Factory(set)
 
 
 def explore(
@@ -211,7 +214,11 @@ def explore(
 
     root = make()
     root_key = key_of(root, None)
-    graph = _Graph(root_key, oracle_ids=[o.id for o in root.oracles])
+    graph = _Graph(
+        root_key,
+        oracle_ids=[o.id for o in root.oracles],
+        regressions={o.id for o in root.oracles if o.regression},
+    )
     visited: dict[Hashable, int] = {root_key: 0}
     stats.states = 1
 
@@ -399,13 +406,19 @@ def _result(
         verdict = Verdict.SOMETIMES
         if stats.complete and _always(graph, oid):
             verdict = Verdict.ALWAYS
-        results[oid] = OracleResult(oid, verdict, count, best[2])
+        results[oid] = OracleResult(
+            oid, verdict, count, best[2], regression=oid in graph.regressions
+        )
 
+    # The correctness verdict: regression outcomes are reported beside it.
+    judged = [r for r in results.values() if not r.regression]
     rank = [Verdict.ALWAYS, Verdict.SOMETIMES, Verdict.UNKNOWN, Verdict.NEVER]
-    overall = min((r.verdict for r in results.values()), key=rank.index, default=None)
+    overall = min((r.verdict for r in judged), key=rank.index, default=None)
     if overall is None:
         overall = Verdict.NEVER if stats.complete else Verdict.UNKNOWN
-    shown = [r.counterexample for r in results.values() if r.counterexample is not None]
+    shown = [r.counterexample for r in judged if r.counterexample is not None]
+    if not shown:  # nothing is wrong: show a regression's run, if there is one
+        shown = [r.counterexample for r in results.values() if r.counterexample]
     headline = min(shown, key=lambda c: len(c.schedule), default=None)
     return SearchResult(overall, stats, results, headline)
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.machine import Kernel
 
-__all__ = ["filemap_fdatawait", "sync_filesystem", "wb_workfn"]
+__all__ = ["filemap_fdatawait", "sync_filesystem", "vfs_fsync", "wb_workfn"]
 
 
 @kernel("fs/fs-writeback.c")
@@ -42,6 +42,27 @@ def filemap_fdatawait(k: Kernel) -> Path:
         yield k.wait_until(
             lambda: not any(p.writeback for p in k.frames), "filemap_fdatawait"
         )
+
+
+@kernel("fs/sync.c")
+def vfs_fsync(k: Kernel, inode_key: int) -> Path:
+    """Models fsync(2) → vfs_fsync_range() → ext4_sync_file(), v4.15.
+
+    ``file_write_and_wait_range``: WB_SYNC_ALL writeback of the file
+    (``__filemap_fdatawrite_range`` → ``do_writepages``), then
+    ``__filemap_fdatawait_range``: wait for every page under writeback. The jbd2
+    commit that follows is not modelled.
+    """
+    mapping = k.inodes[inode_key].mapping
+    wbc = WritebackControl(sync_mode=SyncMode.WB_SYNC_ALL)
+    if any(p.dirty for p in mapping.pages.values()):  # mapping_tagged(DIRTY)
+        yield from do_writepages(k, mapping, wbc)
+    if any(p.writeback for p in mapping.pages.values()):
+        yield k.wait_until(
+            lambda: not any(p.writeback for p in mapping.pages.values()),
+            "filemap_fdatawait_range",
+        )
+    k.tracepoint("fsync_done", inode_key, k.inodes[inode_key].name)
 
 
 @kernel("fs/sync.c")

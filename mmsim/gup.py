@@ -33,10 +33,12 @@ __all__ = [
     "FOLL_WRITE",
     "GUP_PIN_COUNTING_BIAS",
     "__get_user_pages",
+    "check_vma_flags",
     "faultin_page",
     "follow_page_mask",
     "get_user_pages",
     "get_user_pages_fast",
+    "get_user_pages_longterm",
     "gup_pte_range",
     "page_maybe_dma_pinned",
     "pin_user_pages",
@@ -129,12 +131,30 @@ def faultin_page(k: Kernel, vma: Vma, index: int, flags: int) -> Path:
 
 
 @kernel("mm/gup.c")
+def check_vma_flags(k: Kernel, vma: Vma, flags: int) -> int:
+    """Models check_vma_flags(): may GUP take references in this VMA at all?
+
+    v4.15 refuses nothing that the modelled (shared, writable file) mappings
+    trip. This is a hook: v6.5 refuses a writable long-term pin of a mapping that
+    needs dirty tracking (``writable_file_mapping_allowed``) with -EFAULT.
+    Returns 0 or -errno.
+    """
+    return 0
+
+
+@kernel("mm/gup.c")
 def __get_user_pages(k: Kernel, vma: Vma, index: int, flags: int) -> Path:
     """Models __get_user_pages() for one page: follow, fault in, retry.
 
-    ``mmap_sem`` is held for read; nothing in the modelled scenarios takes it for
-    write, so it is not modelled. Returns the page, grabbed, or None.
+    ``check_vma_flags`` first: a refusal is a *regression* outcome (the caller
+    gets -errno; the ``gup_refused`` tracepoint reports it). ``mmap_sem`` is held
+    for read; nothing in the modelled scenarios takes it for write, so it is not
+    modelled. Returns the page, grabbed, or None.
     """
+    err = k.ops.check_vma_flags(k, vma, flags)
+    if err:
+        k.tracepoint("gup_refused", vma, f"GUP refused with {err}")
+        return None
     while True:
         page = follow_page_mask(k, vma, index, flags)
         if page is not None:
@@ -176,6 +196,18 @@ def get_user_pages(k: Kernel, vma: Vma, index: int, flags: int) -> Path:
 def pin_user_pages(k: Kernel, vma: Vma, index: int, flags: int) -> Path:
     """Models pin_user_pages() (slow path, FOLL_PIN)."""
     return (yield from __get_user_pages(k, vma, index, flags | FOLL_PIN))
+
+
+@kernel("mm/gup.c")
+def get_user_pages_longterm(k: Kernel, vma: Vma, index: int, flags: int) -> Path:
+    """Models get_user_pages_longterm(), v4.15: a FOLL_GET reference held for long.
+
+    v4.15 adds only a refusal of fs-dax VMAs (not modelled here: no DAX mapping
+    reaches this path yet). This is a hook: v5.6 long-term users pin instead
+    (``pin_user_pages(FOLL_LONGTERM)``). Returns ``(page, pinned)``.
+    """
+    page = yield from __get_user_pages(k, vma, index, flags | FOLL_LONGTERM)
+    return page, False
 
 
 @kernel("mm/gup.c", version="v5.2")

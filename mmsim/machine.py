@@ -169,6 +169,8 @@ def _baseline_hooks() -> dict[str, Callable[..., Any]]:
     return {
         "get_user_pages_fast": gup.get_user_pages_fast,
         "iov_iter_get_pages": iov_iter.iov_iter_get_pages,
+        "get_user_pages_longterm": gup.get_user_pages_longterm,
+        "check_vma_flags": gup.check_vma_flags,
         "put_user_page": gup.put_user_page,
         "unpin_user_page": gup.unpin_user_page,
         "writeback_before_lock": page_writeback.writeback_before_lock,

@@ -151,6 +151,25 @@ class UnboundedWait(Oracle):
     )
 
 
+class PinRefused(Oracle):
+    """A regression outcome: GUP refused a request that v4.15 granted."""
+
+    id: ClassVar[str] = "pin-refused"
+    meaning: ClassVar[str] = (
+        "regression: a get_user_pages/pin request the unfixed kernel granted is "
+        "refused (the user sees -EFAULT or -EOPNOTSUPP)"
+    )
+    symptom: ClassVar[str] = (
+        "an application that used to work fails (ibv_reg_mr, io_uring)"
+    )
+    events: ClassVar[tuple[str, ...]] = ("gup_refused",)
+    regression: ClassVar[bool] = True
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        who = m.current.name if m.current is not None else "?"
+        return f"{who}: GUP refused the request"
+
+
 class KernelBugOracle(Oracle):
     """A modelled BUG_ON fired (the engine reports it; this class documents it)."""
 
@@ -181,6 +200,7 @@ ORACLES: dict[str, type[Oracle]] = {
         KernelBugOracle,
         DeadlockOracle,
         UnboundedWait,
+        PinRefused,
     )
 }
 
@@ -192,6 +212,7 @@ ALWAYS_ON = (
     "unbounded-wait",
     "sleep-in-atomic",
     "freed-while-pinned",
+    "pin-refused",
 )
 
 

@@ -53,6 +53,11 @@ class PolicyError(ValueError):
 HOOKS: dict[str, tuple[bool, str]] = {
     "get_user_pages_fast": (True, "mm/gup.c: take references on user pages"),
     "iov_iter_get_pages": (True, "lib/iov_iter.c: how direct I/O takes its buffer"),
+    "get_user_pages_longterm": (
+        True,
+        "mm/gup.c: how long-term users (RDMA) take their pages",
+    ),
+    "check_vma_flags": (False, "mm/gup.c: may GUP take this VMA's pages at all?"),
     "put_user_page": (False, "mm/gup.c: release a FOLL_GET reference GUP gave out"),
     "unpin_user_page": (False, "mm/gup.c: release a FOLL_PIN pin"),
     "set_page_dirty_lock": (True, "mm/page-writeback.c: dirty a page under its lock"),
@@ -127,6 +132,8 @@ class Ops:
 
     get_user_pages_fast: Callable[..., Any]
     iov_iter_get_pages: Callable[..., Any]
+    get_user_pages_longterm: Callable[..., Any]
+    check_vma_flags: Callable[..., Any]
     put_user_page: Callable[..., Any]
     unpin_user_page: Callable[..., Any]
     writeback_before_lock: Callable[..., Any]

@@ -50,7 +50,12 @@ def compare(out: Path, *, echo: Callable[[str], None] = lambda s: None) -> list[
         broken = ", ".join(
             f"{ov.oracle} {ov.verdict}" + (f" ({ov.steps} steps)" if ov.steps else "")
             for ov in r.per_oracle
-            if ov.verdict != "Never"
+            if ov.verdict != "Never" and not ov.regression
+        )
+        refused = ", ".join(
+            f"{ov.oracle} {ov.verdict}"
+            for ov in r.per_oracle
+            if ov.verdict != "Never" and ov.regression
         )
         st = r.stats
         scope = "complete" if st.complete else "cut by " + ", ".join(st.cut_by)
@@ -61,6 +66,7 @@ def compare(out: Path, *, echo: Callable[[str], None] = lambda s: None) -> list[
                 r.fs,
                 cell,
                 broken or "-",
+                refused or "-",
                 f"{st.states:,}",
                 scope,
                 f"`{r.command}`",
@@ -74,6 +80,7 @@ def compare(out: Path, *, echo: Callable[[str], None] = lambda s: None) -> list[
             "fs",
             "verdict",
             "oracles violated (shortest run)",
+            "regressions",
             "states",
             "search",
             "reproduce",

@@ -93,6 +93,8 @@ class OracleVerdict(_Model):
     #: Length of the shortest counterexample, if any.
     steps: int | None = None
     message: str | None = None
+    #: A regression outcome (a request the fix refuses), not a correctness oracle.
+    regression: bool = False
 
 
 class CheckResult(_Model):

@@ -105,6 +105,13 @@ class LegacyDriver(_Model):
     )
 
 
+class RdmaApp(_Model):
+    """An RDMA application: register the mapped page, a peer writes, fsync, dereg."""
+
+    kind: Literal["rdma-app"]
+    page: int = Field(default=0, ge=0)
+
+
 class Flusher(_Model):
     """The writeback flusher thread (a daemon)."""
 
@@ -118,11 +125,11 @@ class Kswapd(_Model):
 
 
 TaskSpec = Annotated[
-    DioRead | LegacyDriver | Flusher | Kswapd, Field(discriminator="kind")
+    DioRead | LegacyDriver | RdmaApp | Flusher | Kswapd, Field(discriminator="kind")
 ]
 
 #: The task kinds a scenario may use.
-TASK_KINDS = ("dio-read", "legacy-driver", "flusher", "kswapd")
+TASK_KINDS = ("dio-read", "legacy-driver", "rdma-app", "flusher", "kswapd")
 
 
 class ScenarioSpec(_Model):
@@ -169,7 +176,10 @@ class ScenarioSpec(_Model):
         if sum(len(f.cached) for f in self.files) > self.machine.frames:
             raise ValueError("files.cached: more cached pages than machine.frames")
         for i, task in enumerate(self.tasks):
-            if isinstance(task, DioRead | LegacyDriver) and self.mapping is None:
+            if (
+                isinstance(task, DioRead | LegacyDriver | RdmaApp)
+                and self.mapping is None
+            ):
                 raise ValueError(f"tasks.{i}: a {task.kind} task needs a mapping")
             if isinstance(task, DioRead):
                 if task.src not in names:
@@ -184,7 +194,7 @@ class ScenarioSpec(_Model):
                         "has no block to read"
                     )
             if (
-                isinstance(task, DioRead | LegacyDriver)
+                isinstance(task, DioRead | LegacyDriver | RdmaApp)
                 and self.mapping is not None
                 and task.page >= self.mapping.pages
             ):
@@ -196,6 +206,7 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
     """Make a fresh machine in the state ``spec`` describes, running its tasks."""
     from mmsim.direct_io import do_blockdev_direct_IO
     from mmsim.fs_writeback import wb_workfn
+    from mmsim.programs import rdma_app
     from mmsim.rds import rds_rdma_read
     from mmsim.vmscan import kswapd
 
@@ -238,6 +249,9 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
             assert vma is not None
             gen = rds_rdma_read(k, vma, task.page, task.softirq)
             k.spawn("rds-rdma-read", "driver", gen)
+        elif isinstance(task, RdmaApp):
+            assert vma is not None
+            k.spawn("rdma-app", "rdma", rdma_app(k, vma, task.page))
         elif isinstance(task, Flusher):
             k.spawn("flush-8:0", "flusher", wb_workfn(k), daemon=True)
         else:

@@ -16,6 +16,7 @@ from mmsim.scenario_spec import (
     Kswapd,
     LegacyDriver,
     MappingSpec,
+    RdmaApp,
     ScenarioFileError,
     ScenarioSpec,
     load_scenario_file,
@@ -137,6 +138,21 @@ _BUILTIN = [
             Flusher(kind="flusher"),
             Kswapd(kind="kswapd"),
         ],
+    ),
+    ScenarioSpec(
+        id="rdma/001",
+        title="A long-term writable RDMA registration on a MAP_SHARED file, with fsync",
+        description=(
+            "Leon Romanovsky, Jan 2018: an RDMA memory region on an ext4-backed mmap. "
+            "ibv_reg_mr pins the page for as long as the registration lives; a peer "
+            "RDMA-WRITEs into it; the application fsyncs, then deregisters, and "
+            "ib_umem_release dirties the page. The flusher runs throughout."
+        ),
+        groups=["quick", "longterm", "rdma"],
+        oracles=["dirty-without-mkwrite", "lost-write"],
+        files=[FileSpec(name="file1", blocks=[0], cached=[0])],
+        mapping=MappingSpec(file="file1"),
+        tasks=[RdmaApp(kind="rdma-app"), Flusher(kind="flusher")],
     ),
 ]
 

@@ -3,7 +3,7 @@
 v4.15 cannot tell a GUP reference from any other (Jan Kara: "no space in
 struct page" for a separate count). Fixes that need the count keep it themselves
 in ``page.extra``, incrementing where GUP hands a reference out
-(``get_user_pages_fast``) and decrementing where the holder gives it back
+(``get_user_pages_fast``, ``get_user_pages_longterm``) and decrementing where the holder gives it back
 (``put_user_page``, ``unpin_user_page``); the count is part of the state the
 explorer fingerprints, and its upkeep is part of the fix's cost.
 """
@@ -37,6 +37,14 @@ class GupCounting(Policy):
         if page is not None and (flags & FOLL_WRITE or not self.writes_only):
             page.extra[self.count_key] = page.extra.get(self.count_key, 0) + 1
         return page
+
+    def get_user_pages_longterm(
+        self, nxt: Any, k: Kernel, vma: Vma, index: int, flags: int
+    ) -> Path:
+        page, pinned = yield from nxt(k, vma, index, flags)
+        if page is not None and (flags & FOLL_WRITE or not self.writes_only):
+            page.extra[self.count_key] = page.extra.get(self.count_key, 0) + 1
+        return page, pinned
 
     def put_user_page(self, nxt: Any, k: Kernel, page: Page) -> None:
         self._drop(page)

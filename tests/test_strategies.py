@@ -130,3 +130,23 @@ def test_foll_get_drivers_escape_the_pin_based_fixes() -> None:
     assert v["lost-write"] == "Sometimes"
     # A fix that counts GUP references itself sees FOLL_GET too.
     assert verdicts("drv/001", "defer-release")["nobuffers-writeback"] == "Never"
+
+
+def test_long_term_pins() -> None:
+    # Every fsync under a live registration cleans the page; deregistration then
+    # re-dirties it without ->page_mkwrite, whatever the kernel version.
+    assert verdicts("rdma/001", "baseline")["dirty-without-mkwrite"] == "Always"
+    assert verdicts("rdma/001", "upstream-6.4")["dirty-without-mkwrite"] == "Always"
+    # Blocking page_mkclean on a long-term pin: fsync (and writeback) never return.
+    assert verdicts("rdma/001", "pin-blocks-mkclean")["deadlock"] == "Always"
+
+
+def test_longterm_write_ban_refuses_the_registration() -> None:
+    result = cached_check("rdma/001", "upstream-6.5")
+    per = {ov.oracle: ov for ov in result.per_oracle}
+    assert per["pin-refused"].verdict == "Always"
+    assert per["pin-refused"].regression
+    # A refusal is a regression reported beside the correctness verdict.
+    assert result.verdict == "Never"
+    # The ban applies to pins only: a FOLL_GET registration is not refused.
+    assert verdicts("rdma/001", "longterm-write-ban")["pin-refused"] == "Never"
