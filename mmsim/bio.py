@@ -114,6 +114,7 @@ def bio_endio(k: Kernel, bio: Bio) -> None:
     page = bio.page
     if bio.write:
         for blk in bio.blocks:
+            k.tracepoint("block_write", (page, blk), f"block {blk}")
             k.disk.data[blk] = page.data
     else:
         page.data = k.disk.data[bio.blocks[0]]

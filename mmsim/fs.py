@@ -60,6 +60,15 @@ class AddressSpaceOperations:
         """
         raise NotImplementedError
 
+    def fault(self, k: Kernel, vma: Vma, index: int) -> Path:
+        """``vm_operations_struct->fault``: find or read the page, return it locked.
+
+        Returns ``(VM_FAULT_*, page)``. The default is ``filemap_fault``.
+        """
+        from mmsim.filemap import filemap_fault
+
+        return filemap_fault(k, vma.mapping, index)
+
     def writepages(self, k: Kernel, mapping_key: int, wbc: WritebackControl) -> Path:
         """``->writepages``: write back the dirty pages of a mapping."""
         raise NotImplementedError

@@ -9,7 +9,6 @@ from mmsim.filemap import (
     VM_FAULT_ERROR,
     VM_FAULT_LOCKED,
     VM_FAULT_NOPAGE,
-    filemap_fault,
     lock_page,
     unlock_page,
 )
@@ -103,7 +102,7 @@ def do_shared_fault(k: Kernel, vma: Vma, index: int) -> Path:
     model runs that stretch as one step (nothing that takes the page lock can
     interleave with it).
     """
-    ret, page = yield from filemap_fault(k, vma.mapping, index)
+    ret, page = yield from vma.mapping.a_ops.fault(k, vma, index)
     if page is None:
         return ret
     unlock_page(k, page)

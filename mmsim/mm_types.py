@@ -208,10 +208,18 @@ class Inode:
     size: int = 0
     blocks: dict[int, int] = attrs.Factory(dict)
     reserved: int = 0
+    #: ext4's ``i_mmap_sem`` (later ``invalidate_lock``): readers held, -1 for a
+    #: writer. Faults and ``->page_mkwrite`` read it; punch and truncate write it.
+    mmap_sem: int = 0
     mapping: AddressSpace = attrs.field(default=None)
 
     def snapshot(self) -> tuple[Any, ...]:
-        return (self.size, tuple(sorted(self.blocks.items())), self.reserved)
+        return (
+            self.size,
+            tuple(sorted(self.blocks.items())),
+            self.reserved,
+            self.mmap_sem,
+        )
 
 
 @attrs.define(slots=True, eq=False)

@@ -151,6 +151,32 @@ class UnboundedWait(Oracle):
     )
 
 
+class WriteToForeignBlock(Oracle):
+    """A page is written into a disk block its file no longer owns."""
+
+    id: ClassVar[str] = "foreign-block-write"
+    meaning: ClassVar[str] = (
+        "a write I/O stores a page into a disk block that is free or belongs to "
+        "another file (freed by truncate or hole punch, perhaps reallocated)"
+    )
+    symptom: ClassVar[str] = (
+        "silent corruption of another file's data (cf. generic/503)"
+    )
+    events: ClassVar[tuple[str, ...]] = ("block_write",)
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        k: Kernel = m  # type: ignore[assignment]
+        page, blk = obj
+        owner = k.disk.owner[blk]
+        mine = (page.mapping.host.key, page.index) if page.mapping is not None else None
+        if owner == mine:
+            return None
+        whose = (
+            "a free block" if owner is None else f"{k.inodes[owner[0]].name}:{owner[1]}"
+        )
+        return f"{k.page_name(page)} written into block {blk}, now {whose}"
+
+
 class PinRefused(Oracle):
     """A regression outcome: GUP refused a request that v4.15 granted."""
 
@@ -200,6 +226,7 @@ ORACLES: dict[str, type[Oracle]] = {
         KernelBugOracle,
         DeadlockOracle,
         UnboundedWait,
+        WriteToForeignBlock,
         PinRefused,
     )
 }

@@ -112,6 +112,22 @@ class RdmaApp(_Model):
     page: int = Field(default=0, ge=0)
 
 
+class PunchHole(_Model):
+    """fallocate(PUNCH_HOLE) of one page-sized block of a file (ext4_punch_hole)."""
+
+    kind: Literal["punch-hole"]
+    file: str
+    page: int = Field(default=0, ge=0)
+
+
+class Fallocate(_Model):
+    """Another file allocates a block (the lowest free: a freed one is reused)."""
+
+    kind: Literal["fallocate"]
+    file: str
+    page: int = Field(default=0, ge=0)
+
+
 class Flusher(_Model):
     """The writeback flusher thread (a daemon)."""
 
@@ -125,11 +141,20 @@ class Kswapd(_Model):
 
 
 TaskSpec = Annotated[
-    DioRead | LegacyDriver | RdmaApp | Flusher | Kswapd, Field(discriminator="kind")
+    DioRead | LegacyDriver | RdmaApp | PunchHole | Fallocate | Flusher | Kswapd,
+    Field(discriminator="kind"),
 ]
 
 #: The task kinds a scenario may use.
-TASK_KINDS = ("dio-read", "legacy-driver", "rdma-app", "flusher", "kswapd")
+TASK_KINDS = (
+    "dio-read",
+    "legacy-driver",
+    "rdma-app",
+    "punch-hole",
+    "fallocate",
+    "flusher",
+    "kswapd",
+)
 
 
 class ScenarioSpec(_Model):
@@ -181,6 +206,8 @@ class ScenarioSpec(_Model):
                 and self.mapping is None
             ):
                 raise ValueError(f"tasks.{i}: a {task.kind} task needs a mapping")
+            if isinstance(task, PunchHole | Fallocate) and task.file not in names:
+                raise ValueError(f"tasks.{i}.file: no file named {task.file!r}")
             if isinstance(task, DioRead):
                 if task.src not in names:
                     raise ValueError(f"tasks.{i}.src: no file named {task.src!r}")
@@ -205,6 +232,7 @@ class ScenarioSpec(_Model):
 def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") -> Kernel:
     """Make a fresh machine in the state ``spec`` describes, running its tasks."""
     from mmsim.direct_io import do_blockdev_direct_IO
+    from mmsim.ext4.inode import ext4_fallocate, ext4_punch_hole
     from mmsim.fs_writeback import wb_workfn
     from mmsim.programs import rdma_app
     from mmsim.rds import rds_rdma_read
@@ -252,6 +280,12 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
         elif isinstance(task, RdmaApp):
             assert vma is not None
             k.spawn("rdma-app", "rdma", rdma_app(k, vma, task.page))
+        elif isinstance(task, PunchHole):
+            gen = ext4_punch_hole(k, inodes[task.file].key, task.page)
+            k.spawn("fallocate(PUNCH_HOLE)", "punch", gen)
+        elif isinstance(task, Fallocate):
+            gen = ext4_fallocate(k, inodes[task.file].key, task.page)
+            k.spawn(f"fallocate({task.file})", "alloc", gen)
         elif isinstance(task, Flusher):
             k.spawn("flush-8:0", "flusher", wb_workfn(k), daemon=True)
         else:

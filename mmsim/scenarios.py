@@ -11,11 +11,14 @@ from pathlib import Path
 
 from mmsim.scenario_spec import (
     DioRead,
+    Fallocate,
     FileSpec,
     Flusher,
     Kswapd,
     LegacyDriver,
+    MachineSpec,
     MappingSpec,
+    PunchHole,
     RdmaApp,
     ScenarioFileError,
     ScenarioSpec,
@@ -100,6 +103,32 @@ _BUILTIN = [
             DioRead(kind="dio-read", src="file2", aio=True),
             Flusher(kind="flusher"),
             Kswapd(kind="kswapd"),
+        ],
+    ),
+    ScenarioSpec(
+        id="dio/004",
+        title="Hole punched under an in-flight DIO read; another file reuses the block",
+        description=(
+            "fallocate(PUNCH_HOLE) on file1 while a DIO read fills its mapped page: "
+            "truncate removes the page whatever GUP holds (an orphan), the block is "
+            "freed and file3 allocates it at once. Completion then dirties the "
+            "orphan. Jan Kara, 2018: 'Data stored by GUP user ... could still get "
+            "lost if someone e.g. punched hole under the buffer'."
+        ),
+        groups=["quick", "dio", "truncate"],
+        oracles=["lost-write", "foreign-block-write", "nobuffers-writeback"],
+        machine=MachineSpec(frames=3, blocks=2),
+        files=[
+            FileSpec(name="file1", blocks=[0], cached=[0]),
+            FileSpec(name="file2", blocks=[1]),
+            FileSpec(name="file3", blocks=[None]),
+        ],
+        mapping=MappingSpec(file="file1"),
+        tasks=[
+            DioRead(kind="dio-read", src="file2"),
+            PunchHole(kind="punch-hole", file="file1"),
+            Fallocate(kind="fallocate", file="file3"),
+            Flusher(kind="flusher"),
         ],
     ),
     ScenarioSpec(

@@ -150,3 +150,14 @@ def test_longterm_write_ban_refuses_the_registration() -> None:
     assert result.verdict == "Never"
     # The ban applies to pins only: a FOLL_GET registration is not refused.
     assert verdicts("rdma/001", "longterm-write-ban")["pin-refused"] == "Never"
+
+
+def test_hole_punched_mid_dio() -> None:
+    # Truncate removes the page whatever GUP holds; completion dirties an orphan
+    # no writeback will see. No fix of the thread saves the data ...
+    for policy in ("baseline", "fault-on-dirty", "defer-release", "upstream-6.4"):
+        assert verdicts("dio/004", policy)["lost-write"] == "Sometimes", policy
+    # ... and ext4 unmaps the buffers before freeing the block: nothing is ever
+    # written into the block file3 reuses.
+    for policy in ("baseline", "fault-on-dirty", "upstream-6.4"):
+        assert verdicts("dio/004", policy)["foreign-block-write"] == "Never", policy

@@ -30,8 +30,11 @@ if TYPE_CHECKING:
 __all__ = [
     "Ext4",
     "ext4_da_get_block_prep",
+    "ext4_fallocate",
+    "ext4_filemap_fault",
     "ext4_page_buffers",
     "ext4_page_mkwrite",
+    "ext4_punch_hole",
     "ext4_readpage",
     "ext4_releasepage",
     "ext4_set_page_dirty",
@@ -85,16 +88,39 @@ def ext4_da_get_block_prep(k: Kernel, inode: Inode, lblk: int, bh: BufferHead) -
 
 
 @kernel("fs/ext4/inode.c")
+def down_read_i_mmap_sem(k: Kernel, inode: Inode) -> Path:
+    """``down_read(&EXT4_I(inode)->i_mmap_sem)``: sleep while punch/truncate holds it."""
+    if inode.mmap_sem < 0:
+        yield k.wait_until(lambda: inode.mmap_sem >= 0, "down_read(i_mmap_sem)")
+    inode.mmap_sem += 1
+
+
+@kernel("fs/ext4/inode.c")
+def ext4_filemap_fault(k: Kernel, vma: Vma, index: int) -> Path:
+    """Models ext4_filemap_fault(), v4.15: ``filemap_fault`` under i_mmap_sem (read)."""
+    from mmsim.filemap import filemap_fault
+
+    inode = vma.mapping.host
+    yield from down_read_i_mmap_sem(k, inode)
+    ret = yield from filemap_fault(k, vma.mapping, index)
+    inode.mmap_sem -= 1  # up_read
+    return ret
+
+
+@kernel("fs/ext4/inode.c")
 def ext4_page_mkwrite(k: Kernel, vma: Vma, page: Page) -> Path:
     """Models ext4_page_mkwrite(), v4.15, delalloc branch.
 
-    ``sb_start_pagefault`` and ``i_mmap_sem`` are not modelled (no truncate or
-    freeze runs in the scenarios that use this path yet); it calls
-    ``block_page_mkwrite(vma, vmf, ext4_da_get_block_prep)`` and returns
+    ``sb_start_pagefault`` is not modelled (no freeze); under ``i_mmap_sem``
+    (read) it calls ``block_page_mkwrite(vma, vmf, ext4_da_get_block_prep)`` and
+    returns
     ``VM_FAULT_LOCKED`` on success, ``VM_FAULT_NOPAGE`` if the page was truncated,
     ``VM_FAULT_SIGBUS`` on ENOSPC.
     """
+    inode = vma.mapping.host
+    yield from down_read_i_mmap_sem(k, inode)
     ret = yield from block_page_mkwrite(k, page, ext4_da_get_block_prep)
+    inode.mmap_sem -= 1  # up_read
     if ret == 0:
         return 0x0200  # VM_FAULT_LOCKED
     if ret == -14:  # -EFAULT: truncated under us
@@ -252,10 +278,61 @@ def ext4_writepages(k: Kernel, mapping_key: int, wbc: WritebackControl) -> Path:
         k.ops.put_page(k, page)
 
 
+@kernel("fs/ext4/inode.c")
+def ext4_punch_hole(k: Kernel, inode_key: int, index: int) -> Path:
+    """Models ext4_punch_hole(), v4.15, for one whole page-sized block.
+
+    Dirty pages in the range are written back first (``filemap_write_and_wait_range``,
+    before ``inode_lock``); ``inode_dio_wait`` waits for direct I/O *to this file*
+    only, not for GUP users of its pages; ``down_write(i_mmap_sem)`` stops new
+    faults; ``truncate_pagecache_range`` unmaps and removes the page whatever its
+    refcount; ``ext4_ext_remove_space`` frees the block, which another file may
+    then allocate. Data in the punched range is gone by the user's own request.
+    """
+    from mmsim.fs_writeback import vfs_fsync
+    from mmsim.truncate import truncate_pagecache_range
+
+    inode = k.inodes[inode_key]
+    mapping = inode.mapping
+    yield from vfs_fsync(k, inode_key)  # filemap_write_and_wait_range
+    if inode.mmap_sem != 0:
+        yield k.wait_until(lambda: inode.mmap_sem == 0, "down_write(i_mmap_sem)")
+    inode.mmap_sem = -1
+    yield from truncate_pagecache_range(k, mapping, index)
+    blk = inode.blocks.pop(index, None)  # ext4_ext_remove_space
+    if blk is not None:
+        k.disk.owner[blk] = None
+    k.expected.pop((inode_key, index), None)
+    inode.mmap_sem = 0  # up_write
+    k.tracepoint("punch_hole", inode, f"{inode.name}:{index} punched")
+
+
+@kernel("fs/ext4/extents.c")
+def ext4_fallocate(k: Kernel, inode_key: int, index: int) -> Path:
+    """Models fallocate(2) of one block and a direct write of new data into it.
+
+    The allocator hands out the lowest free block: one another file just freed
+    is reused at once. On a full disk the call fails with -ENOSPC.
+    """
+    inode = k.inodes[inode_key]
+    blk = k.disk.alloc(inode, index)
+    if blk is None:
+        return -ENOSPC
+    version = k.new_version()
+    k.disk.data[blk] = version  # the direct write of the new file's data
+    k.expected[(inode_key, index)] = version
+    k.tracepoint("block_alloc", inode, f"{inode.name}:{index} allocated block {blk}")
+    return 0
+    yield  # a path: allocation may sleep
+
+
 class Ext4(AddressSpaceOperations):
     """ext4 with delayed allocation (the default mount), v4.15."""
 
     name: ClassVar[str] = "ext4"
+
+    def fault(self, k: Kernel, vma: Vma, index: int) -> Path:
+        return ext4_filemap_fault(k, vma, index)
 
     def page_mkwrite(self, k: Kernel, vma: Vma, page: Page) -> Path:
         return ext4_page_mkwrite(k, vma, page)

@@ -1,0 +1,131 @@
+"""mm/truncate.c (v4.15): removing pages from the page cache for truncate and punch.
+
+Nothing here looks at the page refcount: a page that GUP or a bio still holds is
+removed from the cache all the same and lives on as an orphan (``mapping ==
+NULL``), whose later dirtying no writeback will ever see.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mmsim.engine import kernel
+from mmsim.filemap import (
+    __delete_from_page_cache,
+    lock_page,
+    unlock_page,
+    wait_on_page_writeback,
+)
+from mmsim.page_writeback import cancel_dirty_page, set_page_dirty
+from mmsim.rmap import page_remove_rmap
+
+if TYPE_CHECKING:
+    from mmsim.engine import Path
+    from mmsim.machine import Kernel
+    from mmsim.mm_types import AddressSpace, Page
+
+__all__ = [
+    "block_invalidatepage",
+    "truncate_cleanup_page",
+    "truncate_inode_page",
+    "truncate_inode_pages_range",
+    "truncate_pagecache_range",
+    "unmap_mapping_range",
+]
+
+
+@kernel("mm/memory.c")
+def unmap_mapping_range(k: Kernel, mapping: AddressSpace, index: int) -> None:
+    """Models unmap_mapping_range() → zap_pte_range() for one page of a file.
+
+    Each PTE is cleared; a dirty one moves its dirt to the page
+    (``set_page_dirty``, without the page lock); ``page_remove_rmap`` and the
+    PTE's page reference is dropped. GUP references are untouched.
+    """
+    for vma in k.vmas:
+        if vma.mapping is not mapping or index >= len(vma.ptes):
+            continue
+        pte = vma.ptes[index]
+        page = pte.page
+        if not pte.present or page is None:
+            continue
+        dirty = pte.dirty
+        pte.present = pte.writable = pte.dirty = False
+        pte.page = None
+        if dirty:
+            set_page_dirty(k, page)
+        page_remove_rmap(k, page)
+        k.ops.put_page(k, page)
+
+
+@kernel("fs/buffer.c")
+def block_invalidatepage(k: Kernel, page: Page) -> None:
+    """Models block_invalidatepage(page, 0, PAGE_SIZE), v4.15.
+
+    ``discard_buffer`` on every buffer: clear BH_Dirty, BH_Mapped, BH_New,
+    BH_Delay (BH_Uptodate stays); then, since the whole page goes,
+    ``try_to_release_page``. ext4's delalloc reservations of those buffers are
+    released (``ext4_da_page_release_reservation``).
+    """
+    assert page.mapping is not None
+    inode = page.mapping.host
+    for bh in page.private or ():
+        if bh.delay:
+            inode.reserved -= 1
+        bh.dirty = bh.mapped = bh.new = bh.delay = False
+        bh.blocknr = -1
+    k.ops.try_to_release_page(k, page)
+
+
+@kernel("mm/truncate.c")
+def truncate_cleanup_page(k: Kernel, mapping: AddressSpace, page: Page) -> None:
+    """Models truncate_cleanup_page(): unmap, invalidate buffers, cancel dirty."""
+    if page.mapcount:
+        unmap_mapping_range(k, mapping, page.index)
+    if page.private is not None:
+        block_invalidatepage(k, page)
+    cancel_dirty_page(k, page)
+
+
+@kernel("mm/truncate.c")
+def truncate_inode_page(k: Kernel, mapping: AddressSpace, page: Page) -> int:
+    """Models truncate_inode_page(), v4.15, on a locked page.
+
+    ``truncate_cleanup_page``, then ``delete_from_page_cache``: ``mapping =
+    NULL`` and the page-cache reference is dropped. Returns -EIO if the page was
+    already taken out of this mapping.
+    """
+    if page.mapping is not mapping:
+        return -5
+    truncate_cleanup_page(k, mapping, page)
+    __delete_from_page_cache(k, page)
+    k.ops.put_page(k, page)  # the page cache's reference
+    return 0
+
+
+@kernel("mm/truncate.c")
+def truncate_inode_pages_range(k: Kernel, mapping: AddressSpace, index: int) -> Path:
+    """Models truncate_inode_pages_range() for one whole page, v4.15.
+
+    Takes the page with ``find_lock_page`` semantics (a reference and the page
+    lock, sleeping for it), waits for writeback, and ``truncate_inode_page``.
+    The refcount is never checked.
+    """
+    from mmsim.filemap import find_get_page
+
+    page = find_get_page(k, mapping, index)
+    if page is None:
+        return
+    yield from lock_page(k, page)
+    yield from wait_on_page_writeback(k, page)
+    truncate_inode_page(k, mapping, page)
+    unlock_page(k, page)
+    k.ops.put_page(k, page)
+
+
+@kernel("mm/truncate.c")
+def truncate_pagecache_range(k: Kernel, mapping: AddressSpace, index: int) -> Path:
+    """Models truncate_pagecache_range() for one whole page: unmap, then remove."""
+    unmap_mapping_range(k, mapping, index)
+    yield
+    yield from truncate_inode_pages_range(k, mapping, index)
