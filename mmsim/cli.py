@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument(
         "--out", type=Path, default=Path("reports"), help="output directory"
     )
+    cmp.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        help="judge cells in N processes (default 1)",
+    )
     return p
 
 
@@ -266,9 +272,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
     from mmsim.report import compare
 
-    written = compare(args.out, echo=print)
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            written = compare(args.out, executor=pool, echo=print)
+    else:
+        written = compare(args.out, echo=print)
     print(f"wrote {len(written)} files under {args.out}")
     return 0
 

@@ -10,6 +10,7 @@ the previous report whole.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 
 from tabulate import tabulate
@@ -19,20 +20,53 @@ from mmsim.policy import builtin_policy_names
 from mmsim.results import CheckResult
 from mmsim.scenarios import SCENARIOS
 
-__all__ = ["compare"]
+__all__ = ["cells", "compare", "judge_all", "write_report"]
 
 
 def _slug(scenario: str, policy: str) -> str:
     return f"{scenario.replace('/', '-')}--{policy}"
 
 
-def compare(out: Path, *, echo: Callable[[str], None] = lambda s: None) -> list[Path]:
+def cells() -> list[tuple[str, str]]:
+    """Every (scenario, policy) cell of the report, in report order."""
+    return [(sid, policy) for sid in SCENARIOS for policy in builtin_policy_names()]
+
+
+def _judge(cell: tuple[str, str]) -> CheckResult:
+    return check(*cell)
+
+
+def judge_all(
+    executor: Executor | None = None, *, echo: Callable[[str], None] = lambda s: None
+) -> list[CheckResult]:
+    """Judge every cell, serially or on ``executor`` (any concurrent.futures one).
+
+    Results come back in cell order whatever finishes first, so the report does
+    not depend on the executor.
+    """
+    todo = cells()
+    if executor is None:
+        results = []
+        for cell in todo:
+            echo(f"checking {cell[0]} under {cell[1]}")
+            results.append(_judge(cell))
+        return results
+    echo(f"checking {len(todo)} cells")
+    return list(executor.map(_judge, todo))
+
+
+def compare(
+    out: Path,
+    *,
+    executor: Executor | None = None,
+    echo: Callable[[str], None] = lambda s: None,
+) -> list[Path]:
     """Judge every (scenario, policy) cell and write the report under ``out``."""
-    results: list[CheckResult] = []
-    for sid in SCENARIOS:
-        for policy in builtin_policy_names():
-            echo(f"checking {sid} under {policy}")
-            results.append(check(sid, policy))
+    return write_report(judge_all(executor, echo=echo), out)
+
+
+def write_report(results: list[CheckResult], out: Path) -> list[Path]:
+    """Write the report for ``results`` under ``out``; returns the files written."""
     files: dict[Path, str] = {}
     rows = []
     for r in results:

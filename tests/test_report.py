@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from mmsim import report
-from mmsim.report import compare
-from tests.conftest import cached_check
+from mmsim.report import write_report
+from tests.conftest import report_cells
 
 GOLDEN = Path(__file__).resolve().parent.parent / "reports"
 
 
-def test_compare_reproduces_the_committed_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The cells are deterministic: reuse those other tests already computed.
-    monkeypatch.setattr(report, "check", cached_check)
-    written = compare(tmp_path)
+def test_compare_reproduces_the_committed_report(tmp_path: Path) -> None:
+    # Judged once per session in a process pool (see conftest.report_cells).
+    results = list(report_cells().values())
+    written = write_report(results, tmp_path)
     assert written, "compare wrote nothing"
     for path in written:
         rel = path.relative_to(tmp_path)
@@ -26,3 +25,18 @@ def test_compare_reproduces_the_committed_report(
         assert golden.is_file(), f"{rel} is not committed under reports/"
         assert path.read_bytes() == golden.read_bytes(), f"{rel} differs from reports/"
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_judging_on_an_executor_gives_the_serial_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two cheap cells are enough to check order and equality.
+    picked = [c for c in report.cells() if c[0] == "dio/002"][:2]
+    monkeypatch.setattr(report, "cells", lambda: picked)
+    with ThreadPoolExecutor(2) as pool:
+        parallel = report.judge_all(pool)
+    serial = report.judge_all()
+    strip = {"stats": {"seconds"}}
+    assert [r.model_dump(exclude=strip) for r in parallel] == [
+        r.model_dump(exclude=strip) for r in serial
+    ]
