@@ -38,7 +38,7 @@ __all__ = [
     "WalkResult",
     "explore",
     "random_walk",
-    "replay",
+    "settle",
 ]
 
 
@@ -123,23 +123,6 @@ class SearchResult:
     stats: SearchStats
     oracles: dict[str, OracleResult]
     counterexample: Counterexample | None
-
-
-def replay(
-    make: Callable[[], Machine], schedule: tuple[int, ...] | list[int]
-) -> Machine:
-    """Rebuild a machine and step it through ``schedule``.
-
-    Raises ``ValueError`` if the schedule asks for a task that is not enabled.
-    """
-    m = make()
-    for i, tid in enumerate(schedule):
-        if tid not in m.enabled():
-            raise ValueError(
-                f"step {i}: task {tid} is not enabled (schedule does not fit)"
-            )
-        m.step(tid)
-    return m
 
 
 def settle(m: Machine) -> str:

@@ -46,7 +46,6 @@ class Kernel(Machine):
         self.vmas: list[Vma] = []
         self.disk = Disk(data=[0] * nr_blocks, owner=[None] * nr_blocks)
         self.pgdat_dirty = pgdat_dirty
-        self._next_key = 100
         #: The next data version a write will store.
         self.next_version = 1
         #: Last completed write per (inode key, page index): what sync must persist.
@@ -57,11 +56,6 @@ class Kernel(Machine):
         self.vmstat: dict[str, int] = {}
 
     # -- construction -----------------------------------------------------------
-
-    def new_key(self) -> int:
-        """A fresh key for a model object (deterministic: objects are made in order)."""
-        self._next_key += 1
-        return self._next_key
 
     def add_inode(self, name: str, a_ops: AddressSpaceOperations, size: int) -> Inode:
         """Create a file of ``size`` bytes whose page cache uses ``a_ops``."""

@@ -133,11 +133,6 @@ class Page:
             extra,
         )
 
-    @property
-    def free(self) -> bool:
-        """The frame is on the free lists (refcount zero)."""
-        return self.refcount == 0
-
     def __repr__(self) -> str:
         return f"<page {self.key} idx={self.index} ref={self.refcount}>"
 

@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,6 +23,7 @@ __all__ = [
     "Step",
     "ViolationRecord",
     "load_counterexample",
+    "load_model",
 ]
 
 
@@ -117,26 +119,52 @@ class CheckResult(_Model):
         return self.counterexample is not None
 
 
-def load_counterexample(path: str | Path) -> CounterexampleFile:
-    """Read a counterexample file, with an error naming the file, field and problem."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(
+    path: str | Path,
+    model: type[M],
+    parse: Callable[[str], Any],
+    fmt: str,
+    error: type[ValueError] = FileError,
+    unwrap: Callable[[Any], Any] = lambda raw: raw,
+) -> M:
+    """Read ``path``, parse it (``fmt`` names the format) and validate it as ``model``.
+
+    Every failure is one ``error`` naming the file, the field and the problem.
+    """
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
+        raw = unwrap(parse(path.read_text()))
     except FileNotFoundError:
-        raise FileError(f"{path}: no such file") from None
+        raise error(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise FileError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise FileError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}") from None
-    if isinstance(raw, dict) and "counterexample" in raw and "verdict" in raw:
-        raw = raw["counterexample"]  # a whole CheckResult: take its counterexample
-        if raw is None:
-            raise FileError(
-                f"{path}: the result holds no counterexample (verdict Never)"
-            )
+        raise error(f"{path}: cannot read: {exc}") from None
+    except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise error(f"{path}: not {fmt}: {exc}") from None
     try:
-        return CounterexampleFile.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise FileError(f"{path}: field {where}: {err['msg']}") from None
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if where:
+            raise error(f"{path}: field {where}: {msg}") from None
+        raise error(f"{path}: {msg}") from None
+
+
+def _unwrap_result(raw: Any) -> Any:
+    """A whole CheckResult may be replayed: take its counterexample."""
+    if isinstance(raw, dict) and "counterexample" in raw and "verdict" in raw:
+        if raw["counterexample"] is None:
+            raise ValueError("the result holds no counterexample (verdict Never)")
+        return raw["counterexample"]
+    return raw
+
+
+def load_counterexample(path: str | Path) -> CounterexampleFile:
+    """Read a counterexample file, with an error naming the file, field and problem."""
+    return load_model(
+        path, CounterexampleFile, json.loads, "JSON", unwrap=_unwrap_result
+    )

@@ -11,7 +11,13 @@ if TYPE_CHECKING:
     from mmsim.machine import Kernel
     from mmsim.mm_types import Page, Pte
 
-__all__ = ["page_add_file_rmap", "page_mkclean", "page_remove_rmap", "try_to_unmap"]
+__all__ = [
+    "page_add_file_rmap",
+    "page_mkclean",
+    "page_remove_rmap",
+    "try_to_unmap",
+    "zap_pte",
+]
 
 
 def _ptes_mapping(k: Kernel, page: Page) -> list[Pte]:
@@ -59,11 +65,21 @@ def try_to_unmap(k: Kernel, page: Page) -> bool:
     reference. Returns True when no mapping is left.
     """
     for pte in _ptes_mapping(k, page):
-        dirty = pte.dirty
-        pte.present = pte.writable = pte.dirty = False
-        pte.page = None
-        if dirty:
-            set_page_dirty(k, page)
-        page_remove_rmap(k, page)
-        k.ops.put_page(k, page)
+        zap_pte(k, pte, page)
     return page.mapcount == 0
+
+
+def zap_pte(k: Kernel, pte: Pte, page: Page) -> None:
+    """Tear one PTE down, as try_to_unmap_one() and zap_pte_range() both do.
+
+    Clear it (``ptep_clear_flush`` / ``ptep_get_and_clear_full``), move a dirty
+    bit to the page (``set_page_dirty``, without the page lock in the zap case),
+    ``page_remove_rmap``, and drop the mapping's page reference.
+    """
+    dirty = pte.dirty
+    pte.present = pte.writable = pte.dirty = False
+    pte.page = None
+    if dirty:
+        set_page_dirty(k, page)
+    page_remove_rmap(k, page)
+    k.ops.put_page(k, page)

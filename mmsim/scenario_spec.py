@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mmsim.ext4 import Ext4
 from mmsim.filemap import add_to_page_cache_lru
@@ -26,10 +26,10 @@ from mmsim.machine import Kernel
 from mmsim.mm_types import Inode, Vma
 from mmsim.oracles import ORACLES
 from mmsim.policy import Policy
+from mmsim.results import load_model
 
 __all__ = [
     "FILESYSTEMS",
-    "TASK_KINDS",
     "FileSpec",
     "MachineSpec",
     "MappingSpec",
@@ -144,17 +144,6 @@ TaskSpec = Annotated[
     DioRead | LegacyDriver | RdmaApp | PunchHole | Fallocate | Flusher | Kswapd,
     Field(discriminator="kind"),
 ]
-
-#: The task kinds a scenario may use.
-TASK_KINDS = (
-    "dio-read",
-    "legacy-driver",
-    "rdma-app",
-    "punch-hole",
-    "fallocate",
-    "flusher",
-    "kswapd",
-)
 
 
 class ScenarioSpec(_Model):
@@ -295,21 +284,4 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
 
 def load_scenario_file(path: str | Path) -> ScenarioSpec:
     """Read and validate a TOML scenario, with an error naming file, field, problem."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ScenarioFileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioFileError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioFileError(f"{path}: not TOML: {exc}") from None
-    try:
-        return ScenarioSpec.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"] if p not in ("function-after",))
-        msg = err["msg"].removeprefix("Value error, ")
-        if where:
-            raise ScenarioFileError(f"{path}: field {where}: {msg}") from None
-        raise ScenarioFileError(f"{path}: {msg}") from None
+    return load_model(path, ScenarioSpec, tomllib.loads, "TOML", ScenarioFileError)

@@ -16,8 +16,8 @@ from mmsim.filemap import (
     unlock_page,
     wait_on_page_writeback,
 )
-from mmsim.page_writeback import cancel_dirty_page, set_page_dirty
-from mmsim.rmap import page_remove_rmap
+from mmsim.page_writeback import cancel_dirty_page
+from mmsim.rmap import zap_pte
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -46,16 +46,8 @@ def unmap_mapping_range(k: Kernel, mapping: AddressSpace, index: int) -> None:
         if vma.mapping is not mapping or index >= len(vma.ptes):
             continue
         pte = vma.ptes[index]
-        page = pte.page
-        if not pte.present or page is None:
-            continue
-        dirty = pte.dirty
-        pte.present = pte.writable = pte.dirty = False
-        pte.page = None
-        if dirty:
-            set_page_dirty(k, page)
-        page_remove_rmap(k, page)
-        k.ops.put_page(k, page)
+        if pte.present and pte.page is not None:
+            zap_pte(k, pte, pte.page)
 
 
 @kernel("fs/buffer.c")
