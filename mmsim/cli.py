@@ -18,6 +18,28 @@ __all__ = ["main"]
 
 EXIT_NEVER, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
 
+#: The modules of the kernel model, one per kernel file.
+MODEL_MODULES = [
+    "mmsim.bio",
+    "mmsim.buffer",
+    "mmsim.direct_io",
+    "mmsim.ext4.inode",
+    "mmsim.ext4.page_io",
+    "mmsim.filemap",
+    "mmsim.fs_writeback",
+    "mmsim.gup",
+    "mmsim.iov_iter",
+    "mmsim.memory",
+    "mmsim.page_writeback",
+    "mmsim.programs",
+    "mmsim.rds",
+    "mmsim.rmap",
+    "mmsim.swap",
+    "mmsim.truncate",
+    "mmsim.umem",
+    "mmsim.vmscan",
+]
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -77,7 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("file", type=Path)
     r.add_argument("--quiet", action="store_true", help="only the outcome")
 
-    sub.add_parser("list", help="scenarios, policies, oracles")
+    lst = sub.add_parser("list", help="scenarios, policies, oracles")
+    lst.add_argument(
+        "--functions",
+        action="store_true",
+        help="every modelled kernel function: kernel file, version, mmsim module",
+    )
 
     cmp = sub.add_parser("compare", help="regenerate the comparison report")
     cmp.add_argument(
@@ -226,6 +253,20 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
+
+    if args.functions:
+        import importlib
+
+        from mmsim.engine import KERNEL_FUNCTIONS
+
+        for module in MODEL_MODULES:  # registration happens at import
+            importlib.import_module(module)
+
+        functions = sorted(
+            (f.name, f.file, f.version, f.module) for f in KERNEL_FUNCTIONS.values()
+        )
+        print(tabulate(functions, headers=["function", "kernel file", "version", "in"]))
+        return 0
 
     from mmsim.oracles import ORACLES
     from mmsim.policy import load_entry, policy_names

@@ -138,3 +138,14 @@ def test_console_script_runs_as_a_module() -> None:
     )
     assert proc.returncode == 1
     assert "Sometimes" in proc.stdout
+
+
+def test_list_functions_says_where_each_kernel_function_lives(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["list", "--functions"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    found = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert found["shrink_page_list"][:2] == ["mm/vmscan.c", "v4.15"]
+    assert found["unpin_user_pages_dirty_lock"][:2] == ["mm/gup.c", "v5.6"]
+    assert found["ext4_punch_hole"][-1] == "mmsim.ext4.inode"
