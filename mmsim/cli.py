@@ -8,6 +8,7 @@ a bound cut a search that found nothing (Unknown: not a proof).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -113,8 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument(
         "--jobs",
         type=_positive,
-        default=1,
-        help="judge cells in N processes (default 1)",
+        default=os.cpu_count() or 1,
+        help="judge cells in N processes (default: one per CPU); the report is the same",
+    ",
     )
     return p
 
