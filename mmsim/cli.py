@@ -116,7 +116,6 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         default=os.cpu_count() or 1,
         help="judge cells in N processes (default: one per CPU); the report is the same",
-    ",
     )
     return p
 
