@@ -405,7 +405,6 @@ class Machine:
         self.tasks: list[Task] = []
         self.oracles = []
         self.violations: list[Violation] = []
-        self.crashed: KernelBug | None = None
         self.steps = 0
         self.tracing = False
         self.trace: list[TraceRecord] = []
@@ -495,7 +494,6 @@ class Machine:
         except StopIteration:
             task.done = True
         except KernelBug as bug:
-            self.crashed = bug
             task.done = True
             self.record(task, "bug", str(bug))
             self.violations.append(

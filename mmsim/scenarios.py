@@ -131,59 +131,62 @@ _BUILTIN = [
             Flusher(kind="flusher"),
         ],
     ),
-    ScenarioSpec(
-        id="drv/001",
-        title="A FOLL_GET driver DMAs into a MAP_SHARED page and set_page_dirty()s it",
-        description=(
-            "Gavin Guo, Apr 2018, and John Hubbard's NIC/GPU reports: a driver takes "
-            "the user page with get_user_pages (FOLL_GET), the device writes it, and "
-            "the driver calls set_page_dirty without the page lock, then put_page "
-            "(net/rds/rdma.c, v4.15). Writeback and kswapd run."
-        ),
-        groups=["quick", "driver"],
-        oracles=["nobuffers-writeback", "lost-write"],
-        files=[FileSpec(name="file1", blocks=[0], cached=[0])],
-        mapping=MappingSpec(file="file1"),
-        tasks=[
-            LegacyDriver(kind="legacy-driver"),
-            Flusher(kind="flusher"),
-            Kswapd(kind="kswapd"),
-        ],
+]
+
+_DRV_001 = ScenarioSpec(
+    id="drv/001",
+    title="A FOLL_GET driver DMAs into a MAP_SHARED page and set_page_dirty()s it",
+    description=(
+        "Gavin Guo, Apr 2018, and John Hubbard's NIC/GPU reports: a driver takes "
+        "the user page with get_user_pages (FOLL_GET), the device writes it, and "
+        "the driver calls set_page_dirty without the page lock, then put_page "
+        "(net/rds/rdma.c, v4.15). Writeback and kswapd run."
     ),
-    ScenarioSpec(
-        id="drv/002",
-        title="drv/001 with the completion in softirq context",
-        description=(
+    groups=["quick", "driver"],
+    oracles=["nobuffers-writeback", "lost-write"],
+    files=[FileSpec(name="file1", blocks=[0], cached=[0])],
+    mapping=MappingSpec(file="file1"),
+    tasks=[
+        LegacyDriver(kind="legacy-driver"),
+        Flusher(kind="flusher"),
+        Kswapd(kind="kswapd"),
+    ],
+)
+
+_DRV_002 = _DRV_001.model_copy(
+    update={
+        "id": "drv/002",
+        "title": "drv/001 with the completion in softirq context",
+        "description": (
             "rds_rdma_free_op may run from the send completion, in softirq context "
             "(its WARN_ON(!page->mapping && irqs_disabled()) expects irqs off): "
             "set_page_dirty, and whatever a fix hooks into it, must not sleep there."
         ),
-        groups=["quick", "driver", "irq"],
-        oracles=["nobuffers-writeback", "lost-write"],
-        files=[FileSpec(name="file1", blocks=[0], cached=[0])],
-        mapping=MappingSpec(file="file1"),
-        tasks=[
+        "groups": ["quick", "driver", "irq"],
+        "tasks": [
             LegacyDriver(kind="legacy-driver", softirq=True),
             Flusher(kind="flusher"),
             Kswapd(kind="kswapd"),
         ],
+    }
+)
+_RDMA_001 = ScenarioSpec(
+    id="rdma/001",
+    title="A long-term writable RDMA registration on a MAP_SHARED file, with fsync",
+    description=(
+        "Leon Romanovsky, Jan 2018: an RDMA memory region on an ext4-backed mmap. "
+        "ibv_reg_mr pins the page for as long as the registration lives; a peer "
+        "RDMA-WRITEs into it; the application fsyncs, then deregisters, and "
+        "ib_umem_release dirties the page. The flusher runs throughout."
     ),
-    ScenarioSpec(
-        id="rdma/001",
-        title="A long-term writable RDMA registration on a MAP_SHARED file, with fsync",
-        description=(
-            "Leon Romanovsky, Jan 2018: an RDMA memory region on an ext4-backed mmap. "
-            "ibv_reg_mr pins the page for as long as the registration lives; a peer "
-            "RDMA-WRITEs into it; the application fsyncs, then deregisters, and "
-            "ib_umem_release dirties the page. The flusher runs throughout."
-        ),
-        groups=["quick", "longterm", "rdma"],
-        oracles=["dirty-without-mkwrite", "lost-write"],
-        files=[FileSpec(name="file1", blocks=[0], cached=[0])],
-        mapping=MappingSpec(file="file1"),
-        tasks=[RdmaApp(kind="rdma-app"), Flusher(kind="flusher")],
-    ),
-]
+    groups=["quick", "longterm", "rdma"],
+    oracles=["dirty-without-mkwrite", "lost-write"],
+    files=[FileSpec(name="file1", blocks=[0], cached=[0])],
+    mapping=MappingSpec(file="file1"),
+    tasks=[RdmaApp(kind="rdma-app"), Flusher(kind="flusher")],
+)
+
+_BUILTIN += [_DRV_001, _DRV_002, _RDMA_001]
 
 #: Built-in scenarios by id.
 SCENARIOS: dict[str, ScenarioSpec] = {s.id: s for s in _BUILTIN}
