@@ -10,7 +10,7 @@ from mmsim.engine import Machine, Violation
 from mmsim.explorer import Bounds, SearchStats, explore, settle
 from mmsim.machine import Kernel
 from mmsim.oracles import ALWAYS_ON, make_oracles
-from mmsim.policy import load_policy
+from mmsim.policy import PolicyError, load_policy
 from mmsim.results import (
     CheckResult,
     CounterexampleFile,
@@ -19,7 +19,7 @@ from mmsim.results import (
     Step,
     ViolationRecord,
 )
-from mmsim.scenario_spec import build
+from mmsim.scenario_spec import FILESYSTEMS, build
 from mmsim.scenarios import ScenarioError, get_scenario
 
 __all__ = [
@@ -50,10 +50,20 @@ def machine_factory(
     sc = get_scenario(scenario)
     policies = load_policy(policy)
     chosen = fs or sc.filesystems[0]
+    if chosen not in FILESYSTEMS:
+        raise ScenarioError(
+            f"unknown filesystem {chosen!r} (known: {', '.join(FILESYSTEMS)})"
+        )
     if chosen not in sc.filesystems:
         raise ScenarioError(
             f"scenario {scenario} runs on {', '.join(sc.filesystems)}, not {chosen!r}"
         )
+    for p in policies:
+        if p.filesystems and chosen not in p.filesystems:
+            raise PolicyError(
+                f"policy {policy!r} does not apply on {chosen}: "
+                f"{p.filesystems_why or 'its mechanism is ' + ', '.join(p.filesystems)}"
+            )
     ids = list(oracles) if oracles else list(sc.oracles)
     make_oracles(ids)  # validate now, not in the first replay
 

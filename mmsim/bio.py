@@ -31,6 +31,7 @@ __all__ = [
     "bio_put",
     "bio_release_pages",
     "bio_set_pages_dirty",
+    "blk_queue_bounce",
     "submit_bio",
 ]
 
@@ -57,6 +58,9 @@ class Bio:
     pinned: bool = False
     #: ``bi_private``: the submitter's context (a direct-I/O ``struct dio``).
     private: Any = None
+    #: A bounced write: the copy of the page taken at submission, which the
+    #: device writes instead of the page (``__blk_queue_bounce``); None if not.
+    bounce: int | None = None
 
     def snapshot(self) -> tuple[Any, ...]:
         return (
@@ -67,6 +71,7 @@ class Bio:
             self.pinned,
             self.private.key if self.private is not None else -1,
             _code_id(self.end_io.__code__),
+            -1 if self.bounce is None else self.bounce,
         )
 
 
@@ -93,7 +98,12 @@ def bio_put(k: Kernel, bio: Bio) -> None:
 
 @kernel("block/blk-core.c")
 def submit_bio(k: Kernel, bio: Bio) -> None:
-    """Models submit_bio(): hand the bio to the device; it completes asynchronously."""
+    """Models submit_bio(): hand the bio to the device; it completes asynchronously.
+
+    ``generic_make_request`` → ``blk_queue_bounce`` first (a hook: v4.15 bounces
+    highmem pages only, which the model does not have).
+    """
+    k.ops.blk_queue_bounce(k, bio)
     k.spawn_irq(f"irq:{'write' if bio.write else 'read'}", _device(k, bio))
 
 
@@ -108,20 +118,31 @@ def bio_endio(k: Kernel, bio: Bio) -> None:
     """Models the transfer and bio_endio(): the data moves, then ``bi_end_io`` runs.
 
     A read stores the block's data version in the page (the DMA); a write stores
-    the page's version in each block. The device reads or writes page memory
-    whatever the page's flags and PTEs say: DMA does not look at them.
+    the page's version (or its bounce copy) in each block. The device reads or
+    writes page memory whatever the page's flags and PTEs say: DMA does not look
+    at them.
     """
     page = bio.page
     if bio.write:
+        data = bio.bounce if bio.bounce is not None else k.page_data(page)
         for blk in bio.blocks:
             k.tracepoint("block_write", (page, blk), f"block {blk}")
-            k.disk.data[blk] = page.data
+            k.disk.data[blk] = data
     else:
-        page.data = k.disk.data[bio.blocks[0]]
+        k.store_data(page, k.disk.data[bio.blocks[0]], "DMA")
     direction = "write" if bio.write else "read"
     k.tracepoint("block_rq_complete", page, f"{direction} {k.page_name(page)}")
     bio.done = True
     bio.end_io(k, bio)
+
+
+@kernel("block/bounce.c")
+def blk_queue_bounce(k: Kernel, bio: Bio) -> None:
+    """Models blk_queue_bounce(), v4.15: copy highmem pages for devices that need it.
+
+    The model has no highmem, so v4.15 bounces nothing. This is a hook: Jan
+    Kara's 2023 RFC (4/5) bounces writes of pinned pages here.
+    """
 
 
 @kernel("block/bio.c")

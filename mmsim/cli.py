@@ -271,16 +271,31 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     from mmsim.oracles import ORACLES
     from mmsim.policy import load_entry, policy_names
+    from mmsim.scenario_spec import FILESYSTEMS
     from mmsim.scenarios import SCENARIOS
 
     print("Scenarios")
     print(
         tabulate(
             [
-                (s.id, ",".join(s.groups), ",".join(s.oracles), s.title)
+                (
+                    s.id,
+                    ",".join(s.groups),
+                    ",".join(s.filesystems),
+                    ",".join(s.oracles),
+                    s.title,
+                )
                 for s in SCENARIOS.values()
             ],
-            headers=["id", "groups", "oracles", "title"],
+            headers=["id", "groups", "filesystems", "oracles", "title"],
+            tablefmt="github",
+        )
+    )
+    print("\nFilesystems")
+    print(
+        tabulate(
+            [(name, cls.summary) for name, cls in FILESYSTEMS.items()],
+            headers=["--fs", "what"],
             tablefmt="github",
         )
     )

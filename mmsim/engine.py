@@ -121,6 +121,9 @@ class Wait:
     #: A daemon's idle point (the top of its loop): a quiescing machine parks the
     #: daemon here, and only here, so no lock is left held.
     idle: bool = False
+    #: A wait for GUP references or pins to go (a fix's wait): the explorer judges
+    #: whether repeated pins can starve it (the ``starvation`` oracle).
+    pins: bool = False
 
 
 @attrs.frozen
@@ -475,6 +478,14 @@ class Machine:
             if not t.done and (t.wait is None or t.wait.cond())
         ]
 
+    def pin_waiters(self) -> tuple[tuple[int, bool], ...]:
+        """Tasks asleep in a wait for pins, each with whether it may run now."""
+        return tuple(
+            (t.tid, t.wait.cond())
+            for t in self.tasks
+            if not t.done and t.wait is not None and t.wait.pins
+        )
+
     def finished(self) -> bool:
         """Whether every non-daemon task has run to completion."""
         return all(t.done for t in self.tasks if not t.daemon)
@@ -521,13 +532,15 @@ class Machine:
     def run_to_end(self) -> None:
         """Quiesce a finished machine and apply the end-of-run oracles.
 
-        The tasks from :meth:`quiesce` are started and every task runs, lowest id
-        first, until the non-daemon ones are done and each daemon is parked at its
-        idle point (a daemon mid-pass finishes its pass first). Oracles are still
-        checked after every step.
+        The tasks from :meth:`quiesce` are started, and every task runs until the
+        non-daemon ones are done and each daemon is parked at its idle point: the
+        other tasks first (a daemon mid-pass finishes its pass, an I/O in flight
+        completes), lowest id first, and the quiescing tasks only when nothing
+        else can run, as a final ``sync`` runs once the daemons have stopped.
+        A task still asleep when nothing can run waits for ever: a deadlock (the
+        parked daemons will not help it). Oracles are checked after every step.
         """
-        for _ in self.quiesce():
-            pass
+        last = {t.tid for t in self.quiesce()}
         while not self.stopped:
             runnable = [
                 t.tid
@@ -538,9 +551,11 @@ class Machine:
             ]
             if not runnable:
                 if not self.finished():
-                    self.check_deadlock()
+                    asleep = [t for t in self.tasks if not t.done and not t.daemon]
+                    self.violate_deadlock(asleep[0])
                 break
-            self.step(runnable[0])
+            first = [tid for tid in runnable if tid not in last]
+            self.step((first or runnable)[0])
         if self.stopped:
             return
         for oracle in self._end_oracles:

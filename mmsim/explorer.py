@@ -163,6 +163,10 @@ class _Graph:
     ends: dict[Hashable, tuple[Violation, ...]] = attrs.Factory(dict)
     oracle_ids: list[str] = attrs.Factory(list)
     regressions: set[str] = attrs.Factory(set)
+    #: Nodes where some task sleeps in a wait for pins: (task id, may run now).
+    pin_waits: dict[Hashable, tuple[tuple[int, bool], ...]] = attrs.Factory(dict)
+    #: Task names by id, for messages.
+    names: list[str] = attrs.Factory(list)
 
 
 def explore(
@@ -204,6 +208,7 @@ def explore(
     )
     visited: dict[Hashable, int] = {root_key: 0}
     stats.states = 1
+    graph.names = [t.name for t in root.tasks]
 
     status = settle(root)
     if status != "running":
@@ -275,6 +280,10 @@ def explore(
             continue
         if seen is None:
             stats.states += 1
+            waiting = live.pin_waiters()
+            if waiting:
+                graph.pin_waits[key] = waiting
+                graph.names = [t.name for t in live.tasks]
         visited[key] = preemptions
         stats.max_depth = max(stats.max_depth, len(schedule))
 
@@ -358,6 +367,9 @@ def _result(
     if UNBOUNDED_WAIT in ids:
         ids.remove(UNBOUNDED_WAIT)
         results[UNBOUNDED_WAIT] = _unbounded_wait(stats, graph, parent)
+    if STARVATION in ids:
+        ids.remove(STARVATION)
+        results[STARVATION] = _starvation(stats, graph, parent)
     for oid in ids:
         best: tuple[int, int, Counterexample] | None = None
         count = 0
@@ -446,6 +458,103 @@ def _unbounded_wait(
     )
     verdict = Verdict.ALWAYS if first == graph.root else Verdict.SOMETIMES
     return OracleResult(UNBOUNDED_WAIT, verdict, len(stuck), cex)
+
+
+#: The fairness oracle: a wait for pins that other tasks can postpone for ever.
+STARVATION = "starvation"
+
+
+def _starvation(
+    stats: SearchStats,
+    graph: _Graph,
+    parent: dict[Hashable, tuple[Hashable, int] | None],
+) -> OracleResult:
+    """A task waiting for pins that an endless run never lets through.
+
+    For each task T asleep in a wait for pins, take the states where T sits in
+    that wait and the steps other tasks take between them. A cycle there on which
+    T's condition is false at some states and true at others is an infinite run
+    in which T never proceeds although the pins keep going away: even a weakly
+    fair scheduler (one that runs a task continuously able to run) may follow
+    it, because T is not continuously able to run. The kernel's wait queues give no
+    stronger guarantee: a woken waiter that finds a new pin sleeps again. This is
+    Jan Kara's "repeated short pins" denial of service.
+
+    A cycle found is a real infinite run, so a cut search can report one; only a
+    complete search can say Never.
+    """
+    by_task: dict[int, dict[Hashable, bool]] = {}
+    for node, waiting in graph.pin_waits.items():
+        if node in parent:
+            for tid, can_run in waiting:
+                by_task.setdefault(tid, {})[node] = can_run
+    found: list[tuple[int, Hashable, int]] = []  # (breadth-first order, node, task)
+    order = {node: i for i, node in enumerate(parent)}
+    for tid, nodes in sorted(by_task.items()):
+        succ = {
+            n: [c for t, c, _ in graph.edges.get(n, ()) if t != tid and c in nodes]
+            for n in nodes
+        }
+        for comp in _cycles(succ):
+            # Never able to run on the cycle is a plain endless wait (deadlock,
+            # unbounded-wait); always able, weak fairness would run it.
+            if any(not nodes[n] for n in comp) and any(nodes[n] for n in comp):
+                first = min(comp, key=order.__getitem__)
+                found.append((order[first], first, tid))
+    if not found:
+        verdict = Verdict.NEVER if stats.complete else Verdict.UNKNOWN
+        return OracleResult(STARVATION, verdict, 0, None)
+    _, node, tid = min(found, key=lambda f: f[0])
+    name = graph.names[tid] if tid < len(graph.names) else str(tid)
+    message = f"{name} waits for pins while the other tasks can take new ones for ever"
+    cex = Counterexample(
+        tuple(_path(parent, node)), Violation(STARVATION, message, name)
+    )
+    return OracleResult(STARVATION, Verdict.SOMETIMES, len(found), cex)
+
+
+def _cycles(succ: dict[Hashable, list[Hashable]]) -> list[list[Hashable]]:
+    """Strongly connected components that hold a cycle (Tarjan, iterative)."""
+    index: dict[Hashable, int] = {}
+    low: dict[Hashable, int] = {}
+    on_stack: set[Hashable] = set()
+    stack: list[Hashable] = []
+    out: list[list[Hashable]] = []
+    counter = 0
+    for start in succ:
+        if start in index:
+            continue
+        work = [(start, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            children = succ[node]
+            if i < len(children):
+                work.append((node, i + 1))
+                child = children[i]
+                if child not in index:
+                    work.append((child, 0))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            if work:
+                up = work[-1][0]
+                low[up] = min(low[up], low[node])
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    n = stack.pop()
+                    on_stack.discard(n)
+                    comp.append(n)
+                    if n == node:
+                        break
+                if len(comp) > 1 or node in succ[node]:
+                    out.append(comp)
+    return out
 
 
 def _always(graph: _Graph, oid: str) -> bool:

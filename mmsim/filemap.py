@@ -109,10 +109,13 @@ def filemap_fault(k: Kernel, mapping: AddressSpace, index: int) -> Path:
     """Models filemap_fault(), v4.15: find or read the page, return it locked.
 
     Returns ``(VM_FAULT_LOCKED, page)`` with a reference held for the caller.
-    On a miss it runs ``page_cache_read`` (allocate, ``add_to_page_cache_lru``,
-    ``->readpage``) and retries, as the kernel does. Readahead is not modelled.
+    A page at or beyond EOF is VM_FAULT_SIGBUS (``max_off``). On a miss it runs
+    ``page_cache_read`` (allocate, ``add_to_page_cache_lru``, ``->readpage``)
+    and retries, as the kernel does. Readahead is not modelled.
     """
     while True:
+        if index * 4096 >= mapping.host.size:
+            return VM_FAULT_SIGBUS, None
         page = find_get_page(k, mapping, index)
         if page is None:
             new = k.alloc_page()

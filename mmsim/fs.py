@@ -5,6 +5,8 @@ A personality supplies the operations the generic paths call through
 test which filesystem they run on; they call these methods, as the kernel does.
 
 Methods that may sleep are generator functions (paths); the others are plain.
+A personality also carries hole punch, which the kernel reaches through
+``struct file_operations`` (``->fallocate``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ class AddressSpaceOperations:
     """
 
     name: ClassVar[str] = ""
+    #: One line for ``mmsim list``: what the personality models, and its version.
+    summary: ClassVar[str] = ""
+    #: Pages carry buffer heads in ``page->private`` (a page without them at
+    #: writeback is the seed crash).
+    buffer_heads: ClassVar[bool] = False
+    #: fs-dax: no page cache; the mapping maps the persistent-memory blocks.
+    dax: ClassVar[bool] = False
     #: Personalities are machine-wide constants: the fingerprint ignores them.
     snapshot_tag: ClassVar[int] = 0
 
@@ -95,4 +104,20 @@ class AddressSpaceOperations:
 
     def readpage(self, k: Kernel, page: Page) -> Path:
         """``->readpage``: read a locked, new page from disk; unlocks it."""
+        raise NotImplementedError
+
+    def punch_hole(self, k: Kernel, inode_key: int, index: int) -> Path:
+        """``->fallocate(FALLOC_FL_PUNCH_HOLE)`` of one page-sized block.
+
+        Returns 0 or -errno (a fix may refuse it).
+        """
+        raise NotImplementedError
+
+    def prepare_write(self, k: Kernel, page: Page) -> int:
+        """What ``->page_mkwrite`` does to a locked page before it may be dirtied,
+        without the fault: attach private state, reserve or allocate the block.
+
+        Returns 0 or -errno (-ENOSPC). A fix that dirties pages outside a fault
+        calls this (``fault-on-dirty``).
+        """
         raise NotImplementedError

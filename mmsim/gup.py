@@ -52,6 +52,7 @@ __all__ = [
 FOLL_WRITE = 0x01
 FOLL_GET = 0x04
 FOLL_LONGTERM = 0x10000
+EOPNOTSUPP = 95
 FOLL_PIN = 0x40000
 #: include/linux/mm.h, v5.7: what one FOLL_PIN adds to a small page's refcount.
 GUP_PIN_COUNTING_BIAS = 1 << 10
@@ -134,11 +135,15 @@ def faultin_page(k: Kernel, vma: Vma, index: int, flags: int) -> Path:
 def check_vma_flags(k: Kernel, vma: Vma, flags: int) -> int:
     """Models check_vma_flags(): may GUP take references in this VMA at all?
 
-    v4.15 refuses nothing that the modelled (shared, writable file) mappings
-    trip. This is a hook: v6.5 refuses a writable long-term pin of a mapping that
-    needs dirty tracking (``writable_file_mapping_allowed``) with -EFAULT.
-    Returns 0 or -errno.
+    A long-term request on fs-dax is refused with -EOPNOTSUPP: v4.15's
+    ``get_user_pages_longterm`` checked ``vma_is_fsdax`` after taking the pages
+    (and dropped them); v5.x moved the check here, before, which the model
+    does for both. Nothing else is refused in v4.15. This is a hook: v6.5 refuses
+    a writable long-term pin of a mapping that needs dirty tracking
+    (``writable_file_mapping_allowed``) with -EFAULT. Returns 0 or -errno.
     """
+    if flags & FOLL_LONGTERM and vma.mapping.a_ops.dax:
+        return -EOPNOTSUPP
     return 0
 
 
@@ -202,8 +207,8 @@ def pin_user_pages(k: Kernel, vma: Vma, index: int, flags: int) -> Path:
 def get_user_pages_longterm(k: Kernel, vma: Vma, index: int, flags: int) -> Path:
     """Models get_user_pages_longterm(), v4.15: a FOLL_GET reference held for long.
 
-    v4.15 adds only a refusal of fs-dax VMAs (not modelled here: no DAX mapping
-    reaches this path yet). This is a hook: v5.6 long-term users pin instead
+    v4.15 adds only a refusal of fs-dax VMAs (see ``check_vma_flags``). This
+    is a hook: v5.6 long-term users pin instead
     (``pin_user_pages(FOLL_LONGTERM)``). Returns ``(page, pinned)``.
     """
     page = yield from __get_user_pages(k, vma, index, flags | FOLL_LONGTERM)

@@ -42,6 +42,9 @@ class Kernel(Machine):
         self.policies = policies
         self.ops: Ops = build_ops(policies, _baseline_hooks())
         self.frames = [Page(key=i) for i in range(nr_frames)]
+        #: fs-dax ``ZONE_DEVICE`` pages, one per disk block, made by
+        #: :meth:`enable_dax` when a DAX filesystem is mounted.
+        self.dax_pages: list[Page] = []
         self.inodes: list[Inode] = []
         self.vmas: list[Vma] = []
         self.disk = Disk(data=[0] * nr_blocks, owner=[None] * nr_blocks)
@@ -85,6 +88,36 @@ class Kernel(Machine):
         self.next_version += 1
         return v
 
+    def enable_dax(self) -> None:
+        """Give every disk block its struct page, as ``devm_memremap_pages`` does
+        for a pmem device: idle at refcount 1 (the fs-dax convention until v6.15),
+        unmapped, never on an LRU."""
+        if not self.dax_pages:
+            base = len(self.frames)
+            self.dax_pages = [
+                Page(key=base + blk, refcount=1, uptodate=True, pmem_block=blk)
+                for blk in range(len(self.disk.data))
+            ]
+
+    def store_data(self, page: Page, version: int, who: str) -> None:
+        """New contents land in ``page`` (DMA, a NIC, a CPU store).
+
+        An fs-dax page is the persistent-memory block itself: the store is a
+        write into that block (the ``block_write`` tracepoint). Otherwise the page
+        frame takes the data; ``page_store`` lets oracles judge the moment.
+        """
+        if page.pmem_block >= 0:
+            blk = page.pmem_block
+            self.tracepoint("block_write", (page, blk), f"{who} into pmem block {blk}")
+            self.disk.data[blk] = version
+        else:
+            page.data = version
+        self.tracepoint("page_store", page, f"{who}: version {version}")
+
+    def page_data(self, page: Page) -> int:
+        """What ``page`` holds now (an fs-dax page holds its block's contents)."""
+        return self.disk.data[page.pmem_block] if page.pmem_block >= 0 else page.data
+
     def new_buffer(self) -> BufferHead:
         """A buffer head (``alloc_buffer_head``)."""
         return BufferHead(key=0)
@@ -120,6 +153,7 @@ class Kernel(Machine):
     def state_snapshot(self) -> tuple[Any, ...]:
         return (
             tuple(p.snapshot() for p in self.frames),
+            tuple(p.snapshot() for p in self.dax_pages),
             tuple(i.snapshot() for i in self.inodes),
             tuple(i.mapping.snapshot() for i in self.inodes),
             tuple(v.snapshot() for v in self.vmas),
@@ -132,6 +166,11 @@ class Kernel(Machine):
     def wait_until(self, cond: Callable[[], bool], reason: str) -> Wait:
         """Sleep until ``cond()`` holds: ``yield k.wait_until(cond, "why")``."""
         return Wait(cond, reason)
+
+    def wait_for_pins(self, cond: Callable[[], bool], reason: str) -> Wait:
+        """Sleep until GUP references or pins are gone (a fix's wait, judged for
+        starvation): ``yield k.wait_for_pins(cond, "why")``."""
+        return Wait(cond, reason, pins=True)
 
     def might_sleep(self, where: str) -> None:
         """Models might_sleep() → ___might_sleep(): complain in atomic context."""
@@ -157,7 +196,17 @@ class Kernel(Machine):
 
 
 def _baseline_hooks() -> dict[str, Callable[..., Any]]:
-    from mmsim import filemap, gup, iov_iter, page_writeback, rmap, swap, vmscan
+    from mmsim import (
+        bio,
+        filemap,
+        gup,
+        iov_iter,
+        page_writeback,
+        rmap,
+        swap,
+        truncate,
+        vmscan,
+    )
     from mmsim.ext4 import inode as ext4_inode
 
     return {
@@ -168,6 +217,8 @@ def _baseline_hooks() -> dict[str, Callable[..., Any]]:
         "put_user_page": gup.put_user_page,
         "unpin_user_page": gup.unpin_user_page,
         "writeback_before_lock": page_writeback.writeback_before_lock,
+        "break_layouts": truncate.break_layouts,
+        "blk_queue_bounce": bio.blk_queue_bounce,
         "reclaim_keep_pinned": vmscan.reclaim_keep_pinned,
         "ext4_page_buffers": ext4_inode.ext4_page_buffers,
         "set_page_dirty_lock": page_writeback.set_page_dirty_lock,

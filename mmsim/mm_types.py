@@ -101,6 +101,9 @@ class Page:
     #: State a policy keeps per page (e.g. a count of writable GUP references):
     #: part of the snapshot, so the explorer sees it.
     extra: dict[str, int] = attrs.Factory(dict)
+    #: fs-dax: the persistent-memory block this ``ZONE_DEVICE`` page *is* (its
+    #: contents are the block's); -1 for an ordinary page frame. Never changes.
+    pmem_block: int = -1
 
     def snapshot(self) -> tuple[Any, ...]:
         flags = (
@@ -147,10 +150,14 @@ class Pte:
     present: bool = False
     writable: bool = False
     dirty: bool = False
+    #: ``pte_devmap`` (fs-dax, v4.15): a pfn mapping that holds no page reference
+    #: and no ``_mapcount``; ``vm_normal_page`` returns NULL for it.
+    special: bool = False
 
     def snapshot(self) -> tuple[int, ...]:
         page = self.page.key if self.page is not None else -1
-        return (page, self.present | self.writable << 1 | self.dirty << 2)
+        flags = self.present | self.writable << 1 | self.dirty << 2
+        return (page, flags | self.special << 3)
 
 
 @attrs.define(slots=True, eq=False)
@@ -194,7 +201,10 @@ class Inode:
     """``struct inode`` with the file's block map (logical block → disk block).
 
     ``blocks`` holds allocated blocks only; a missing entry is a hole.
-    ``reserved`` is ext4's ``i_reserved_data_blocks`` (delalloc reservations).
+    ``reserved`` counts the file's space reservations (ext4's
+    ``i_reserved_data_blocks``); ``delalloc`` names the logical blocks that hold
+    one where the filesystem tracks them by range rather than on buffer heads
+    (XFS delalloc extents, btrfs ``EXTENT_DELALLOC``).
     """
 
     snapshot_tag: ClassVar[int] = 7
@@ -206,6 +216,9 @@ class Inode:
     #: ext4's ``i_mmap_sem`` (later ``invalidate_lock``): readers held, -1 for a
     #: writer. Faults and ``->page_mkwrite`` read it; punch and truncate write it.
     mmap_sem: int = 0
+    delalloc: set[int] = attrs.Factory(set)
+    #: State a policy keeps per file (e.g. layout leases held): in the snapshot.
+    extra: dict[str, int] = attrs.Factory(dict)
     mapping: AddressSpace = attrs.field(default=None)
 
     def snapshot(self) -> tuple[Any, ...]:
@@ -214,6 +227,8 @@ class Inode:
             tuple(sorted(self.blocks.items())),
             self.reserved,
             self.mmap_sem,
+            tuple(sorted(self.delalloc)),
+            tuple(sorted(self.extra.items())) if self.extra else (),
         )
 
 
@@ -232,11 +247,20 @@ class Disk:
     def snapshot(self) -> tuple[Any, ...]:
         return (tuple(self.data), tuple(o if o is not None else () for o in self.owner))
 
-    def alloc(self, inode: Inode, lblk: int) -> int | None:
-        """Allocate the lowest free block to ``inode``; ``None`` when the disk is full."""
+    def alloc(self, inode: Inode, lblk: int, *, remap: bool = True) -> int | None:
+        """Allocate the lowest free block to ``inode``; ``None`` when the disk is full.
+
+        With ``remap`` the file's block map points at it at once; a COW write
+        allocates without remapping and switches at I/O completion.
+        """
         for blk, owner in enumerate(self.owner):
             if owner is None:
                 self.owner[blk] = (inode.key, lblk)
-                inode.blocks[lblk] = blk
+                if remap:
+                    inode.blocks[lblk] = blk
                 return blk
         return None
+
+    def free(self) -> int:
+        """How many blocks no file owns."""
+        return sum(1 for owner in self.owner if owner is None)

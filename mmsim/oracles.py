@@ -50,7 +50,8 @@ class NoBuffersAtWriteback(Oracle):
         # ``wbc_writepage`` fires only for a page writeback took because it was
         # dirty (->writepage callers clean it just before the call).
         page: Page = obj
-        if page.private is None:
+        buffer_heads = page.mapping is None or page.mapping.a_ops.buffer_heads
+        if buffer_heads and page.private is None:
             k: Kernel = m  # type: ignore[assignment]
             return f"dirty page {k.page_name(page)} has no buffers at writeback"
         return None
@@ -182,8 +183,8 @@ class PinRefused(Oracle):
 
     id: ClassVar[str] = "pin-refused"
     meaning: ClassVar[str] = (
-        "regression: a get_user_pages/pin request the unfixed kernel granted is "
-        "refused (the user sees -EFAULT or -EOPNOTSUPP)"
+        "regression: a get_user_pages/pin request is refused (the user sees "
+        "-EFAULT, -EPERM or -EOPNOTSUPP)"
     )
     symptom: ClassVar[str] = (
         "an application that used to work fails (ibv_reg_mr, io_uring)"
@@ -194,6 +195,115 @@ class PinRefused(Oracle):
     def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
         who = m.current.name if m.current is not None else "?"
         return f"{who}: GUP refused the request"
+
+
+class Starvation(Oracle):
+    """A wait for pins that an endless run of new pins postpones for ever
+    (judged by the explorer on the state graph)."""
+
+    id: ClassVar[str] = "starvation"
+    meaning: ClassVar[str] = (
+        "a task waiting for pins to go can be kept waiting for ever by others "
+        "taking new pins, though each pin is short"
+    )
+    symptom: ClassVar[str] = (
+        "denial of service: fsync or writeback never returns while a process "
+        "keeps issuing direct I/O into the page (hung task warnings)"
+    )
+
+
+class UnreservedWriteback(Oracle):
+    """A page reaches writeback on a COW filesystem with no space reserved for it."""
+
+    id: ClassVar[str] = "unreserved-writeback"
+    meaning: ClassVar[str] = (
+        "writeback meets a dirty page whose clean→dirty transition reserved no "
+        "space (no ->page_mkwrite), on a filesystem that must allocate to write"
+    )
+    symptom: ClassVar[str] = (
+        "btrfs 'COW fixup' (reservation at writeback, -ENOSPC → data dropped); "
+        "-EUCLEAN and WARN since v6.15 (experimental); XFS/ext4 delalloc "
+        "accounting errors"
+    )
+    events: ClassVar[tuple[str, ...]] = ("writeback_unreserved",)
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        k: Kernel = m  # type: ignore[assignment]
+        return f"{k.page_name(obj)} reached writeback with no space reserved"
+
+
+class UnstableWriteback(Oracle):
+    """The page's contents change while a write of it is in flight."""
+
+    id: ClassVar[str] = "unstable-writeback"
+    meaning: ClassVar[str] = (
+        "a page's contents change while a write I/O of the page (not a bounce "
+        "copy) is in flight"
+    )
+    symptom: ClassVar[str] = (
+        "checksum (DIF/DIX, btrfs csum) or RAID parity mismatch: I/O errors or "
+        "corruption on stable-writes devices"
+    )
+    events: ClassVar[tuple[str, ...]] = ("page_store",)
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        k: Kernel = m  # type: ignore[assignment]
+        page: Page = obj
+        for bio in k.bios:
+            if (
+                bio is not None
+                and bio.write
+                and bio.page is page
+                and not bio.done
+                and bio.bounce is None
+            ):
+                who = k.current.name if k.current is not None else "?"
+                return f"{who} changed {k.page_name(page)} while it was being written"
+        return None
+
+
+class WritableCleanPte(Oracle):
+    """A page is cleaned for writeback while a PTE still maps it writable."""
+
+    id: ClassVar[str] = "writable-clean-pte"
+    meaning: ClassVar[str] = (
+        "a clean page of a dirty-tracked mapping is mapped writable by a PTE, "
+        "so a store can dirty it without a fault"
+    )
+    symptom: ClassVar[str] = (
+        "silent: stores after writeback reach the page unseen by the filesystem; "
+        "data lost or written without reservation"
+    )
+    events: ClassVar[tuple[str, ...]] = ("page_cleaned",)
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        k: Kernel = m  # type: ignore[assignment]
+        page: Page = obj
+        for vma in k.vmas:
+            for pte in vma.ptes:
+                if pte.present and pte.writable and pte.page is page:
+                    return f"{k.page_name(page)} cleaned while mapped writable"
+        return None
+
+
+class RequestRefused(Oracle):
+    """A regression outcome: a fix fails a request the unfixed kernel served."""
+
+    id: ClassVar[str] = "request-refused"
+    meaning: ClassVar[str] = (
+        "regression: an fsync, truncate or hole punch that the unfixed kernel "
+        "completes fails under the fix"
+    )
+    symptom: ClassVar[str] = (
+        "an application sees an error it never saw: fsync -EBUSY/-EIO, truncate "
+        "-ETXTBSY"
+    )
+    events: ClassVar[tuple[str, ...]] = ("request_refused",)
+    regression: ClassVar[bool] = True
+
+    def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
+        who = m.current.name if m.current is not None else "?"
+        return f"{who}: the request was refused"
 
 
 class KernelBugOracle(Oracle):
@@ -228,6 +338,11 @@ ORACLES: dict[str, type[Oracle]] = {
         UnboundedWait,
         WriteToForeignBlock,
         PinRefused,
+        Starvation,
+        UnreservedWriteback,
+        UnstableWriteback,
+        WritableCleanPte,
+        RequestRefused,
     )
 }
 
@@ -240,6 +355,8 @@ ALWAYS_ON = (
     "sleep-in-atomic",
     "freed-while-pinned",
     "pin-refused",
+    "request-refused",
+    "starvation",
 )
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mmsim.engine import KernelBug, kernel
-from mmsim.filemap import lock_page, unlock_page
+from mmsim.filemap import lock_page, unlock_page, wait_on_page_writeback
+from mmsim.fs import SyncMode
+from mmsim.swap import get_page
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -25,6 +28,7 @@ __all__ = [
     "set_page_dirty_lock",
     "set_page_writeback",
     "test_clear_page_writeback",
+    "write_cache_pages",
     "writeback_before_lock",
 ]
 
@@ -104,8 +108,14 @@ def cancel_dirty_page(k: Kernel, page: Page) -> None:
 
 
 @kernel("mm/page-writeback.c")
-def clear_page_dirty_for_io(k: Kernel, page: Page, wbc: WritebackControl) -> Path:
+def clear_page_dirty_for_io(
+    k: Kernel, page: Page, wbc: WritebackControl | None
+) -> Path:
     """Models clear_page_dirty_for_io(), v4.15: the page is about to be written.
+
+    ``wbc`` is what Jan Kara's 2023 RFC (3/5) added: ``write_cache_pages`` passes
+    its own; ``pageout()`` and ext4's ``mpage_submit_page`` passed NULL (None).
+    v4.15 ignores it.
 
     ``BUG_ON(!PageLocked(page))``; ``page_mkclean`` write-protects and cleans every
     PTE, moving a dirty PTE bit to the page (``set_page_dirty``); then
@@ -126,19 +136,21 @@ def clear_page_dirty_for_io(k: Kernel, page: Page, wbc: WritebackControl) -> Pat
     if page.dirty:  # TestClearPageDirty
         page.dirty = False
         k.count("nr_dirty", -1)
+        k.tracepoint("page_cleaned", page, k.page_name(page))
         return True
     return False
 
 
 @kernel("mm/page-writeback.c")
-def writeback_before_lock(k: Kernel, page: Page) -> Path:
+def writeback_before_lock(k: Kernel, page: Page, wbc: WritebackControl) -> Path:
     """The point where writeback has looked a dirty page up and is about to lock it.
 
     In ``write_cache_pages`` and ext4's ``mpage_prepare_extent_to_map`` the next
     statement is ``lock_page``. v4.15 does nothing here; a fix that must wait
-    without holding the page lock waits here. This is a hook.
+    without holding the page lock waits here, or skips the page. This is a hook.
+    Returns True to write the page, False to leave it (dirty) for later.
     """
-    return
+    return True
     yield  # a path: a fix may sleep here
 
 
@@ -162,6 +174,53 @@ def test_clear_page_writeback(k: Kernel, page: Page) -> bool:
     k.count("nr_writeback", -1)
     k.count("nr_written")
     return True
+
+
+#: ``writepage_t``: the per-page callback of :func:`write_cache_pages`.
+WritePage = Callable[["Kernel", "Page", "WritebackControl"], "Path"]
+
+
+@kernel("mm/page-writeback.c")
+def write_cache_pages(
+    k: Kernel, mapping: AddressSpace, wbc: WritebackControl, writepage: WritePage
+) -> Path:
+    """Models write_cache_pages(), v4.15, for the whole file.
+
+    ``pagevec_lookup_range_tag`` takes the pages tagged dirty with a reference
+    each (dropped by ``pagevec_release``). For each: ``lock_page``; skip a page
+    truncated or no longer dirty; under writeback, WB_SYNC_ALL waits and
+    WB_SYNC_NONE skips; ``clear_page_dirty_for_io`` (a page it reports clean is
+    skipped: the RFC of 2023 leaves pinned pages dirty this way); then
+    ``writepage`` (``__writepage`` → ``->writepage``), which unlocks the page.
+    """
+    pvec = [p for _, p in sorted(mapping.pages.items()) if p.dirty]
+    i = 0
+    while i < len(pvec):
+        get_page(k, pvec[i])
+        i += 1
+    i = 0
+    while i < len(pvec):
+        page = pvec[i]
+        i += 1
+        if not (yield from k.ops.writeback_before_lock(k, page, wbc)):
+            continue
+        yield from lock_page(k, page)
+        if page.mapping is not mapping or not page.dirty:
+            unlock_page(k, page)  # continue_unlock
+            continue
+        if page.writeback:
+            if wbc.sync_mode == SyncMode.WB_SYNC_NONE:
+                unlock_page(k, page)
+                continue
+            yield from wait_on_page_writeback(k, page)
+        if not (yield from k.ops.clear_page_dirty_for_io(k, page, wbc)):
+            unlock_page(k, page)
+            continue
+        yield from writepage(k, page, wbc)
+    i = 0
+    while i < len(pvec):  # pagevec_release
+        k.ops.put_page(k, pvec[i])
+        i += 1
 
 
 @kernel("mm/page-writeback.c")

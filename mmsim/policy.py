@@ -67,8 +67,13 @@ HOOKS: dict[str, tuple[bool, str]] = {
     ),
     "writeback_before_lock": (
         True,
-        "writeback, before it locks a dirty page it looked up (v4.15: nothing)",
+        "writeback, before it locks a dirty page it looked up (v4.15: go on)",
     ),
+    "break_layouts": (
+        True,
+        "truncate and hole punch, before the page cache goes (v4.15: nothing)",
+    ),
+    "blk_queue_bounce": (False, "block/bounce.c: copy a bio's pages before the I/O"),
     "page_mkclean": (False, "mm/rmap.c: write-protect and clean every PTE of a page"),
     "try_to_release_page": (False, "mm/filemap.c: drop a page's private data"),
     "put_page": (False, "mm/swap.c: drop a page reference"),
@@ -94,6 +99,11 @@ class Policy:
     status: ClassVar[str] = ""
     link: ClassVar[str] = ""
     kernel_version: ClassVar[str] = ""
+    #: The filesystems (``--fs`` names) the mechanism applies to; empty for all.
+    #: Checked when a machine is built, with an error that says why.
+    filesystems: ClassVar[tuple[str, ...]] = ()
+    #: Why the mechanism applies only to ``filesystems`` (for that error).
+    filesystems_why: ClassVar[str] = ""
 
     #: Machine-wide constant: the fingerprint ignores the policy object.
     snapshot_tag: ClassVar[int] = 0
@@ -137,6 +147,8 @@ class Ops:
     put_user_page: Callable[..., Any]
     unpin_user_page: Callable[..., Any]
     writeback_before_lock: Callable[..., Any]
+    break_layouts: Callable[..., Any]
+    blk_queue_bounce: Callable[..., Any]
     set_page_dirty_lock: Callable[..., Any]
     clear_page_dirty_for_io: Callable[..., Any]
     page_mkclean: Callable[..., Any]

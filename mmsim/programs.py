@@ -9,17 +9,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mmsim.direct_io import do_blockdev_direct_IO
 from mmsim.engine import kernel
+from mmsim.filemap import VM_FAULT_ERROR
 from mmsim.fs_writeback import vfs_fsync
+from mmsim.memory import handle_mm_fault
 from mmsim.umem import ib_umem_get, ib_umem_release, rdma_write_into
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.machine import Kernel
-    from mmsim.mm_types import Vma
+    from mmsim.mm_types import Inode, Vma
     from mmsim.umem import IbUmem
 
-__all__ = ["rdma_app", "rdma_peer"]
+__all__ = ["dio_read_loop", "hold_page_refs", "rdma_app", "rdma_peer", "user_store"]
 
 EFAULT = 14
 
@@ -43,10 +46,53 @@ def rdma_app(k: Kernel, vma: Vma, index: int) -> Path:
     umem = yield from ib_umem_get(k, vma, index)
     if umem is None:
         return -EFAULT
-    k.spawn_irq("nic:rdma-write", rdma_peer(k, vma, index, umem))
-    yield k.wait_until(
-        lambda: (vma.mapping.host.key, index) in k.expected, "ibv_poll_cq"
-    )
+    peer = k.spawn_irq("nic:rdma-write", rdma_peer(k, vma, index, umem)).tid
+    yield k.wait_until(lambda: k.tasks[peer].done, "ibv_poll_cq")
     yield from vfs_fsync(k, vma.mapping.host.key)
     yield from ib_umem_release(k, umem)
     return 0
+
+
+@kernel("user space", version="-")
+def user_store(k: Kernel, vma: Vma, index: int) -> Path:
+    """A CPU store of new data into the mapped page.
+
+    Fault (``handle_mm_fault`` with FAULT_FLAG_WRITE) until the PTE is present
+    and writable, then the store lands in the same step (the MMU sets the PTE
+    dirty bit). A fault that fails (SIGBUS, e.g. ENOSPC) ends the program.
+    """
+    while True:
+        pte = vma.ptes[index]
+        if pte.present and pte.writable and pte.page is not None:
+            break
+        ret = yield from handle_mm_fault(k, vma, index, True)
+        if ret & VM_FAULT_ERROR:
+            return -EFAULT
+        yield  # the faulting instruction is retried
+    pte.dirty = True
+    version = k.new_version()
+    k.store_data(pte.page, version, "CPU store")
+    k.expected[(vma.mapping.host.key, index)] = version
+    return 0
+
+
+@kernel("user space", version="-")
+def dio_read_loop(k: Kernel, src: Inode, lblk: int, vma: Vma, index: int) -> Path:
+    """``while (1) read(fd2, addr, PAGE_SIZE)`` with O_DIRECT: short pins, one
+    after another, for ever (a daemon; it may stop between two reads)."""
+    while True:
+        yield k.idle_until(lambda: True, "between two reads")
+        yield from do_blockdev_direct_IO(k, src, lblk, vma, index)
+
+
+@kernel("user space", version="-")
+def hold_page_refs(k: Kernel, vma: Vma, index: int, refs: int) -> Path:
+    """Something takes ``refs`` ordinary references to the cached page and keeps
+    them (``page_ref_add``: pipe buffers, a page-cache user). With 1024 of them
+    ``page_maybe_dma_pinned`` says the page is pinned."""
+    page = vma.mapping.pages.get(index)
+    if page is None:
+        return
+    yield
+    page.refcount += refs
+    k.tracepoint("page_ref_add", page, f"{refs} references to {k.page_name(page)}")

@@ -55,7 +55,7 @@ def rds_rdma_complete(k: Kernel, vma: Vma, index: int, page: Page) -> Path:
     """
     yield  # the RDMA READ is in flight
     version = k.new_version()
-    page.data = version
+    k.store_data(page, version, "NIC")
     k.tracepoint(
         "rdma_read_complete",
         page,

@@ -1,7 +1,8 @@
 """``mmsim compare``: the verdict matrix, written under ``reports/``.
 
 Every cell is a :func:`mmsim.check` of a built-in scenario under a registered
-policy. The report holds only deterministic figures (no wall times), so two runs
+policy on one of the filesystems the scenario runs on (skipping a policy whose
+mechanism does not apply to that filesystem). The report holds only deterministic figures (no wall times), so two runs
 write byte-identical files. Files are written through temporary names and moved
 into place only when every cell has been judged, so an interrupted compare leaves
 the previous report whole.
@@ -16,39 +17,63 @@ from pathlib import Path
 from tabulate import tabulate
 
 from mmsim._api import check
-from mmsim.policy import builtin_policy_names
+from mmsim.policy import builtin_policy_names, load_policy
 from mmsim.results import CheckResult
 from mmsim.scenarios import SCENARIOS
 
 __all__ = ["cells", "compare", "judge_all", "write_report"]
 
 
-def _slug(scenario: str, policy: str) -> str:
-    return f"{scenario.replace('/', '-')}--{policy}"
+def _slug(scenario: str, policy: str, fs: str) -> str:
+    return f"{scenario.replace('/', '-')}--{policy}--{fs}"
 
 
-def cells() -> list[tuple[str, str]]:
-    """Every (scenario, policy) cell of the report, in report order."""
-    return [(sid, policy) for sid in SCENARIOS for policy in builtin_policy_names()]
+#: A report cell: (scenario, policy, filesystem).
+Cell = tuple[str, str, str]
 
 
-def _judge(cell: tuple[str, str]) -> CheckResult:
-    return check(*cell)
+def cells(*, quick: bool = False) -> list[Cell]:
+    """Every cell of the report, in report order.
+
+    ``quick``: only the scenarios of the ``quick`` group, each on its first
+    filesystem (what the test suite regenerates and compares).
+    """
+    out = []
+    for sid, spec in SCENARIOS.items():
+        if quick and "quick" not in spec.groups:
+            continue
+        for fs in spec.filesystems[:1] if quick else spec.filesystems:
+            for policy in builtin_policy_names():
+                applies = all(
+                    not p.filesystems or fs in p.filesystems
+                    for p in load_policy(policy)
+                )
+                if applies:
+                    out.append((sid, policy, fs))
+    return out
+
+
+def _judge(cell: Cell) -> CheckResult:
+    scenario, policy, fs = cell
+    return check(scenario, policy, fs=fs)
 
 
 def judge_all(
-    executor: Executor | None = None, *, echo: Callable[[str], None] = lambda s: None
+    executor: Executor | None = None,
+    *,
+    echo: Callable[[str], None] = lambda s: None,
+    quick: bool = False,
 ) -> list[CheckResult]:
     """Judge every cell, serially or on ``executor`` (any concurrent.futures one).
 
     Results come back in cell order whatever finishes first, so the report does
     not depend on the executor.
     """
-    todo = cells()
+    todo = cells(quick=quick)
     if executor is None:
         results = []
         for cell in todo:
-            echo(f"checking {cell[0]} under {cell[1]}")
+            echo(f"checking {cell[0]} under {cell[1]} on {cell[2]}")
             results.append(_judge(cell))
         return results
     echo(f"checking {len(todo)} cells")
@@ -72,7 +97,7 @@ def write_report(results: list[CheckResult], out: Path) -> list[Path]:
     for r in results:
         cell: str = r.verdict
         if r.counterexample is not None:
-            slug = _slug(r.scenario, r.policy)
+            slug = _slug(r.scenario, r.policy, r.fs)
             files[out / "traces" / f"{slug}.txt"] = (
                 f"{r.scenario} under {r.policy} on {r.fs}: {r.verdict}\n"
                 f"reproduce: {r.command}\n\n{r.diagram or ''}"
@@ -122,8 +147,11 @@ def write_report(results: list[CheckResult], out: Path) -> list[Path]:
         tablefmt="github",
     )
     scen = tabulate(
-        [(s.id, s.title, ", ".join(s.oracles)) for s in SCENARIOS.values()],
-        headers=["scenario", "what", "judged by"],
+        [
+            (s.id, s.title, ", ".join(s.filesystems), ", ".join(s.oracles))
+            for s in SCENARIOS.values()
+        ],
+        headers=["scenario", "what", "filesystems", "judged by"],
         tablefmt="github",
     )
     files[out / "README.md"] = (

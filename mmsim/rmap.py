@@ -77,8 +77,11 @@ def zap_pte(k: Kernel, pte: Pte, page: Page) -> None:
     ``page_remove_rmap``, and drop the mapping's page reference.
     """
     dirty = pte.dirty
-    pte.present = pte.writable = pte.dirty = False
+    special = pte.special
+    pte.present = pte.writable = pte.dirty = pte.special = False
     pte.page = None
+    if special:  # pte_devmap: vm_normal_page() is NULL, no rmap, no reference
+        return
     if dirty:
         set_page_dirty(k, page)
     page_remove_rmap(k, page)

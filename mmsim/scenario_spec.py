@@ -19,7 +19,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mmsim.btrfs import Btrfs
 from mmsim.ext4 import Ext4
+from mmsim.ext4.file import Ext4Dax
 from mmsim.filemap import add_to_page_cache_lru
 from mmsim.fs import AddressSpaceOperations
 from mmsim.machine import Kernel
@@ -27,6 +29,7 @@ from mmsim.mm_types import Inode, Vma
 from mmsim.oracles import ORACLES
 from mmsim.policy import Policy
 from mmsim.results import load_model
+from mmsim.xfs import Xfs
 
 __all__ = [
     "FILESYSTEMS",
@@ -41,8 +44,10 @@ __all__ = [
 
 PAGE_SIZE = 4096
 
-#: Filesystem personalities by name.
-FILESYSTEMS: dict[str, type[AddressSpaceOperations]] = {"ext4": Ext4}
+#: Filesystem personalities by name (``--fs``).
+FILESYSTEMS: dict[str, type[AddressSpaceOperations]] = {
+    cls.name: cls for cls in (Ext4, Xfs, Btrfs, Ext4Dax)
+}
 
 
 class ScenarioFileError(ValueError):
@@ -74,6 +79,11 @@ class FileSpec(_Model):
     #: Page indices in the page cache at the start: uptodate, clean, on the LRU,
     #: without buffers (as ``mpage_readpage`` leaves them).
     cached: list[int] = Field(default_factory=list)
+    fs: str | None = Field(
+        default=None,
+        description="the file's own filesystem, when not the one under test "
+        "(e.g. a non-DAX source file for a DIO into a DAX mapping)",
+    )
 
 
 class MappingSpec(_Model):
@@ -92,6 +102,10 @@ class DioRead(_Model):
     page: int = Field(default=0, ge=0, description="page of the mapping read into")
     aio: bool = Field(
         default=False, description="io_submit: completion runs in interrupt context"
+    )
+    repeat: bool = Field(
+        default=False,
+        description="read again and again (short pins, one after another, for ever)",
     )
 
 
@@ -120,6 +134,37 @@ class PunchHole(_Model):
     page: int = Field(default=0, ge=0)
 
 
+class Truncate(_Model):
+    """ftruncate(file, 0): every page and block of the file goes."""
+
+    kind: Literal["truncate"]
+    file: str
+
+
+class Store(_Model):
+    """The user stores new data into a page of the mapping (a write fault first)."""
+
+    kind: Literal["store"]
+    page: int = Field(default=0, ge=0)
+
+
+class Fsync(_Model):
+    """fsync(2) of a file, once."""
+
+    kind: Literal["fsync"]
+    file: str
+
+
+class GetRefs(_Model):
+    """Something takes ordinary references to a mapped page and keeps them
+    (pipe buffers, a page-cache user): ``refs`` of them, 1024 by default, which
+    ``page_maybe_dma_pinned`` cannot tell from a pin."""
+
+    kind: Literal["get-refs"]
+    page: int = Field(default=0, ge=0)
+    refs: int = Field(default=1024, ge=1, le=1 << 20)
+
+
 class Fallocate(_Model):
     """Another file allocates a block (the lowest free: a freed one is reused)."""
 
@@ -141,9 +186,24 @@ class Kswapd(_Model):
 
 
 TaskSpec = Annotated[
-    DioRead | LegacyDriver | RdmaApp | PunchHole | Fallocate | Flusher | Kswapd,
+    DioRead
+    | LegacyDriver
+    | RdmaApp
+    | PunchHole
+    | Truncate
+    | Fallocate
+    | Store
+    | Fsync
+    | GetRefs
+    | Flusher
+    | Kswapd,
     Field(discriminator="kind"),
 ]
+
+#: Task kinds that work on the user's mapping.
+_MAPPED = (DioRead, LegacyDriver, RdmaApp, Store, GetRefs)
+#: Task kinds that name a file.
+_FILED = (PunchHole, Truncate, Fallocate, Fsync)
 
 
 class ScenarioSpec(_Model):
@@ -171,6 +231,9 @@ class ScenarioSpec(_Model):
         for i, fs in enumerate(self.filesystems):
             if fs not in FILESYSTEMS:
                 raise ValueError(f"filesystems.{i}: unknown filesystem {fs!r}")
+        for f in self.files:
+            if f.fs is not None and f.fs not in FILESYSTEMS:
+                raise ValueError(f"files.{f.name}.fs: unknown filesystem {f.fs!r}")
         used: set[int] = set()
         for f in self.files:
             for blk in f.blocks:
@@ -190,12 +253,9 @@ class ScenarioSpec(_Model):
         if sum(len(f.cached) for f in self.files) > self.machine.frames:
             raise ValueError("files.cached: more cached pages than machine.frames")
         for i, task in enumerate(self.tasks):
-            if (
-                isinstance(task, DioRead | LegacyDriver | RdmaApp)
-                and self.mapping is None
-            ):
+            if isinstance(task, _MAPPED) and self.mapping is None:
                 raise ValueError(f"tasks.{i}: a {task.kind} task needs a mapping")
-            if isinstance(task, PunchHole | Fallocate) and task.file not in names:
+            if isinstance(task, _FILED) and task.file not in names:
                 raise ValueError(f"tasks.{i}.file: no file named {task.file!r}")
             if isinstance(task, DioRead):
                 if task.src not in names:
@@ -210,7 +270,7 @@ class ScenarioSpec(_Model):
                         "has no block to read"
                     )
             if (
-                isinstance(task, DioRead | LegacyDriver | RdmaApp)
+                isinstance(task, _MAPPED)
                 and self.mapping is not None
                 and task.page >= self.mapping.pages
             ):
@@ -219,11 +279,15 @@ class ScenarioSpec(_Model):
 
 
 def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") -> Kernel:
-    """Make a fresh machine in the state ``spec`` describes, running its tasks."""
+    """Make a fresh machine in the state ``spec`` describes, running its tasks.
+
+    Every file lives on ``fs`` unless it names its own. A file on fs-dax has no
+    page cache: its ``cached`` pages are ignored.
+    """
     from mmsim.direct_io import do_blockdev_direct_IO
-    from mmsim.ext4.inode import ext4_fallocate, ext4_punch_hole
-    from mmsim.fs_writeback import wb_workfn
-    from mmsim.programs import rdma_app
+    from mmsim.fs_writeback import vfs_fsync, wb_workfn
+    from mmsim.open import do_truncate, vfs_fallocate
+    from mmsim.programs import dio_read_loop, hold_page_refs, rdma_app, user_store
     from mmsim.rds import rds_rdma_read
     from mmsim.vmscan import kswapd
 
@@ -231,9 +295,12 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
     k = Kernel(
         policies, nr_frames=m.frames, nr_blocks=m.blocks, pgdat_dirty=m.pgdat_dirty
     )
-    a_ops = FILESYSTEMS[fs]()
+    personalities = {name: cls() for name, cls in FILESYSTEMS.items()}
     inodes: dict[str, Inode] = {}
     for f in spec.files:
+        a_ops = personalities[f.fs or fs]
+        if a_ops.dax:
+            k.enable_dax()
         inode = inodes[f.name] = k.add_inode(f.name, a_ops, f.size)
         for index, blk in enumerate(f.blocks):
             if blk is not None:
@@ -243,6 +310,8 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
     k.next_version = m.blocks + 1
     for f in spec.files:
         inode = inodes[f.name]
+        if inode.mapping.a_ops.dax:
+            continue
         for index in f.cached:
             page = k.alloc_page()
             assert page is not None  # the spec was checked against machine.frames
@@ -258,9 +327,12 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
     for task in spec.tasks:
         if isinstance(task, DioRead):
             assert vma is not None
-            gen = do_blockdev_direct_IO(
-                k, inodes[task.src], task.src_page, vma, task.page, task.aio
-            )
+            src = inodes[task.src]
+            if task.repeat:
+                gen = dio_read_loop(k, src, task.src_page, vma, task.page)
+                k.spawn("read(O_DIRECT) loop", "dio", gen, daemon=True)
+                continue
+            gen = do_blockdev_direct_IO(k, src, task.src_page, vma, task.page, task.aio)
             k.spawn("io_submit(O_DIRECT)" if task.aio else "read(O_DIRECT)", "dio", gen)
         elif isinstance(task, LegacyDriver):
             assert vma is not None
@@ -269,12 +341,23 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
         elif isinstance(task, RdmaApp):
             assert vma is not None
             k.spawn("rdma-app", "rdma", rdma_app(k, vma, task.page))
+        elif isinstance(task, Store):
+            assert vma is not None
+            k.spawn("store", "store", user_store(k, vma, task.page))
+        elif isinstance(task, GetRefs):
+            assert vma is not None
+            k.spawn("get-refs", "refs", hold_page_refs(k, vma, task.page, task.refs))
         elif isinstance(task, PunchHole):
-            gen = ext4_punch_hole(k, inodes[task.file].key, task.page)
+            inode = inodes[task.file]
+            gen = inode.mapping.a_ops.punch_hole(k, inode.key, task.page)
             k.spawn("fallocate(PUNCH_HOLE)", "punch", gen)
+        elif isinstance(task, Truncate):
+            k.spawn("ftruncate", "truncate", do_truncate(k, inodes[task.file].key))
         elif isinstance(task, Fallocate):
-            gen = ext4_fallocate(k, inodes[task.file].key, task.page)
+            gen = vfs_fallocate(k, inodes[task.file].key, task.page)
             k.spawn(f"fallocate({task.file})", "alloc", gen)
+        elif isinstance(task, Fsync):
+            k.spawn(f"fsync({task.file})", "fsync", vfs_fsync(k, inodes[task.file].key))
         elif isinstance(task, Flusher):
             k.spawn("flush-8:0", "flusher", wb_workfn(k), daemon=True)
         else:

@@ -14,6 +14,8 @@ from mmsim.scenario_spec import (
     Fallocate,
     FileSpec,
     Flusher,
+    Fsync,
+    GetRefs,
     Kswapd,
     LegacyDriver,
     MachineSpec,
@@ -22,6 +24,8 @@ from mmsim.scenario_spec import (
     RdmaApp,
     ScenarioFileError,
     ScenarioSpec,
+    Store,
+    Truncate,
     load_scenario_file,
 )
 
@@ -54,6 +58,7 @@ def _seed(
         description=description,
         groups=["quick", "dio", "seed"],
         oracles=oracles,
+        filesystems=["ext4", "iomap", "cow"],
         files=[
             FileSpec(name="file1", blocks=[0], cached=[0]),
             FileSpec(name="file2", blocks=[1]),
@@ -70,7 +75,7 @@ _BUILTIN = [
         "Jan Kara, 3 Jan 2018: read(fd2, addr) with O_DIRECT where addr maps file1 "
         "MAP_SHARED. The flusher cleans the page mid-read, kswapd strips its buffers "
         "and fails to free it, and DIO completion re-dirties a page with no buffers.",
-        ["nobuffers-writeback", "lost-write"],
+        ["nobuffers-writeback", "lost-write", "unreserved-writeback"],
         reclaim=True,
     ),
     _seed(
@@ -79,7 +84,7 @@ _BUILTIN = [
         "Jan Kara, 4 Jan 2018: no reclaim needed. Writeback's clear_page_dirty_for_io "
         "write-protects the page mid-read; DIO completion re-dirties it without "
         "->page_mkwrite.",
-        ["dirty-without-mkwrite"],
+        ["dirty-without-mkwrite", "unstable-writeback", "writable-clean-pte"],
         reclaim=False,
     ),
     ScenarioSpec(
@@ -117,6 +122,7 @@ _BUILTIN = [
         ),
         groups=["quick", "dio", "truncate"],
         oracles=["lost-write", "foreign-block-write", "nobuffers-writeback"],
+        filesystems=["ext4", "iomap", "cow"],
         machine=MachineSpec(frames=3, blocks=2),
         files=[
             FileSpec(name="file1", blocks=[0], cached=[0]),
@@ -186,7 +192,184 @@ _RDMA_001 = ScenarioSpec(
     tasks=[RdmaApp(kind="rdma-app"), Flusher(kind="flusher")],
 )
 
-_BUILTIN += [_DRV_001, _DRV_002, _RDMA_001]
+_DIO_005 = ScenarioSpec(
+    id="dio/005",
+    title="Repeated short DIO pins against fsync",
+    description=(
+        "A process reads into the mapped page with O_DIRECT again and again while "
+        "another fsyncs the file. Each pin is short, but a fix that makes writeback "
+        "wait for pins can be kept waiting for ever (Jan Kara, Feb 2023: 'DoS "
+        "potential')."
+    ),
+    groups=["quick", "dio", "fairness"],
+    oracles=["starvation", "lost-write"],
+    filesystems=["ext4", "iomap"],
+    files=[
+        FileSpec(name="file1", blocks=[0], cached=[0]),
+        FileSpec(name="file2", blocks=[1]),
+    ],
+    mapping=MappingSpec(file="file1"),
+    tasks=[
+        DioRead(kind="dio-read", src="file2", repeat=True),
+        Fsync(kind="fsync", file="file1"),
+    ],
+)
+
+_RDMA_002 = ScenarioSpec(
+    id="rdma/002",
+    title="A long-term RDMA registration against truncate, with block reuse",
+    description=(
+        "ftruncate(file1, 0) while an RDMA registration holds its mapped page: "
+        "truncate removes the page whatever the pin (an orphan), frees the block, "
+        "and file3 allocates it. The peer's write then lands in memory no file "
+        "owns, and the application's data is gone."
+    ),
+    groups=["quick", "longterm", "rdma", "truncate"],
+    oracles=["lost-write", "foreign-block-write"],
+    filesystems=["ext4", "iomap", "cow"],
+    machine=MachineSpec(frames=2, blocks=2),
+    files=[
+        FileSpec(name="file1", blocks=[0], cached=[0]),
+        FileSpec(name="file3", blocks=[None]),
+    ],
+    mapping=MappingSpec(file="file1"),
+    tasks=[
+        RdmaApp(kind="rdma-app"),
+        Truncate(kind="truncate", file="file1"),
+        Fallocate(kind="fallocate", file="file3"),
+    ],
+)
+
+_DAX_001 = ScenarioSpec(
+    id="dax/001",
+    title="DIO into a DAX mapping against hole punch, with block reuse",
+    description=(
+        "file1 is on fs-dax and mapped; an O_DIRECT read from file2 (on a non-DAX "
+        "filesystem, as generic/413 mixes them) DMAs straight into file1's "
+        "persistent-memory block. Hole punch frees the block mid-I/O and file3 "
+        "allocates it: the DMA then lands in file3 (xfstests generic/503)."
+    ),
+    groups=["quick", "dax", "truncate"],
+    oracles=["foreign-block-write", "lost-write"],
+    filesystems=["dax"],
+    machine=MachineSpec(frames=1, blocks=2),
+    files=[
+        FileSpec(name="file1", blocks=[0]),
+        FileSpec(name="file2", blocks=[1], fs="ext4"),
+        FileSpec(name="file3", blocks=[None]),
+    ],
+    mapping=MappingSpec(file="file1"),
+    tasks=[
+        DioRead(kind="dio-read", src="file2"),
+        PunchHole(kind="punch-hole", file="file1"),
+        Fallocate(kind="fallocate", file="file3"),
+    ],
+)
+
+_DAX_002 = _RDMA_002.model_copy(
+    update={
+        "id": "dax/002",
+        "title": "A long-term RDMA registration of a DAX mapping, against truncate",
+        "description": (
+            "rdma/002 on fs-dax: a registration would pin the persistent-memory "
+            "block itself, so a truncate that frees it lets the NIC write into "
+            "whatever file reuses the block. v4.15 refuses long-term pins of "
+            "fs-dax (-EOPNOTSUPP); layout leases (2019) would have allowed them."
+        ),
+        "groups": ["quick", "dax", "longterm", "rdma"],
+        "filesystems": ["dax"],
+        "machine": MachineSpec(frames=1, blocks=2),
+        "files": [
+            FileSpec(name="file1", blocks=[0]),
+            FileSpec(name="file3", blocks=[None]),
+        ],
+    }
+)
+
+_REF_001 = ScenarioSpec(
+    id="ref/001",
+    title="A page holding 1024 ordinary references, written and written back",
+    description=(
+        "Something holds 1024 plain references to a mapped page (pipe buffers, "
+        "a page-cache user): page_maybe_dma_pinned() cannot tell them from a "
+        "pin. The user stores into the page; writeback and reclaim run. A fix "
+        "that acts on 'maybe pinned' acts on a page no one pinned."
+    ),
+    groups=["quick", "pins"],
+    oracles=["lost-write"],
+    filesystems=["ext4", "iomap"],
+    files=[FileSpec(name="file1", blocks=[0], cached=[0])],
+    mapping=MappingSpec(file="file1"),
+    tasks=[
+        GetRefs(kind="get-refs"),
+        Store(kind="store"),
+        Flusher(kind="flusher"),
+        Kswapd(kind="kswapd"),
+    ],
+)
+
+_COW_001 = ScenarioSpec(
+    id="cow/001",
+    title="A COW filesystem's page re-dirtied by DIO completion, not ->page_mkwrite",
+    description=(
+        "Race B on btrfs: writeback (the flusher, or an fsync) COWs the page into "
+        "a new block, consuming the space reserved at ->page_mkwrite; DIO "
+        "completion re-dirties it with nothing reserved, and the next writeback "
+        "needs space it never asked for (Dave Chinner, Feb 2023)."
+    ),
+    groups=["quick", "cow"],
+    oracles=["unreserved-writeback", "dirty-without-mkwrite", "lost-write"],
+    filesystems=["cow"],
+    files=[
+        FileSpec(name="file1", blocks=[0], cached=[0]),
+        FileSpec(name="file2", blocks=[1]),
+    ],
+    mapping=MappingSpec(file="file1"),
+    tasks=[
+        DioRead(kind="dio-read", src="file2"),
+        Flusher(kind="flusher"),
+        Fsync(kind="fsync", file="file1"),
+    ],
+)
+
+_ENOSPC_001 = ScenarioSpec(
+    id="enospc/001",
+    title="A full filesystem when DIO completion re-dirties the page",
+    description=(
+        "cow/001 on a disk with one spare block: writeback COWs the page into "
+        "it, file3 then allocates the block the COW freed, and the filesystem "
+        "is full when DIO completion re-dirties the page. The read already "
+        "returned success; whoever must now find space finds none."
+    ),
+    groups=["quick", "cow", "enospc"],
+    oracles=["lost-write", "unreserved-writeback"],
+    filesystems=["cow"],
+    machine=MachineSpec(frames=2, blocks=3),
+    files=[
+        FileSpec(name="file1", blocks=[0], cached=[0]),
+        FileSpec(name="file2", blocks=[1]),
+        FileSpec(name="file3", blocks=[None]),
+    ],
+    mapping=MappingSpec(file="file1"),
+    tasks=[
+        DioRead(kind="dio-read", src="file2"),
+        Flusher(kind="flusher"),
+        Fallocate(kind="fallocate", file="file3"),
+    ],
+)
+
+_BUILTIN += [
+    _DIO_005,
+    _DRV_001,
+    _DRV_002,
+    _RDMA_001,
+    _RDMA_002,
+    _COW_001,
+    _ENOSPC_001,
+    _DAX_001,
+    _DAX_002,
+    _REF_001,
+]
 
 #: Built-in scenarios by id.
 SCENARIOS: dict[str, ScenarioSpec] = {s.id: s for s in _BUILTIN}

@@ -22,10 +22,11 @@ from mmsim.rmap import zap_pte
 if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.machine import Kernel
-    from mmsim.mm_types import AddressSpace, Page
+    from mmsim.mm_types import AddressSpace, Inode, Page
 
 __all__ = [
     "block_invalidatepage",
+    "break_layouts",
     "truncate_cleanup_page",
     "truncate_inode_page",
     "truncate_inode_pages_range",
@@ -105,6 +106,12 @@ def truncate_inode_pages_range(k: Kernel, mapping: AddressSpace, index: int) -> 
     """
     from mmsim.filemap import find_get_page
 
+    if mapping.a_ops.dax:
+        # truncate_exceptional_entry(): a DAX mapping holds entries, not pages.
+        from mmsim.dax import dax_delete_mapping_entry
+
+        dax_delete_mapping_entry(k, mapping, index)
+        return
     page = find_get_page(k, mapping, index)
     if page is None:
         return
@@ -113,6 +120,19 @@ def truncate_inode_pages_range(k: Kernel, mapping: AddressSpace, index: int) -> 
     truncate_inode_page(k, mapping, page)
     unlock_page(k, page)
     k.ops.put_page(k, page)
+
+
+@kernel("fs/ext4/inode.c", version="v4.19", name="ext4_break_layouts")
+def break_layouts(k: Kernel, inode: Inode) -> Path:
+    """Where truncate and hole punch, holding the invalidate lock exclusively, make
+    sure no one still uses the blocks about to be freed.
+
+    ``ext4_break_layouts`` (and ``xfs_break_layouts``) arrived in v4.19 for fs-dax;
+    v4.15 does nothing here. This is a hook. Returns 0, or -errno to fail the
+    truncate (a layout lease that cannot be broken: -ETXTBSY).
+    """
+    return 0
+    yield  # a path: a fix may sleep here
 
 
 @kernel("mm/truncate.c")

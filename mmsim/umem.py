@@ -73,6 +73,6 @@ def rdma_write_into(k: Kernel, vma: Vma, index: int, umem: IbUmem) -> None:
     is the user's: the model records it as the last completed write to the page.
     """
     version = k.new_version()
-    umem.page.data = version
+    k.store_data(umem.page, version, "RDMA WRITE")
     k.expected[(vma.mapping.host.key, index)] = version
     k.tracepoint("rdma_write", umem.page, f"remote write of version {version}")

@@ -65,7 +65,7 @@ def pageout(k: Kernel, page: Page) -> Path:
         return PageoutResult.PAGE_KEEP
     assert page.mapping is not None
     wbc = WritebackControl(sync_mode=SyncMode.WB_SYNC_NONE, for_reclaim=True)
-    if (yield from k.ops.clear_page_dirty_for_io(k, page, wbc)):
+    if (yield from k.ops.clear_page_dirty_for_io(k, page, None)):
         page.reclaim = True
         yield from page.mapping.a_ops.writepage(k, page, wbc)
         if not page.writeback:

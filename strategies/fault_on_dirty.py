@@ -7,10 +7,11 @@ make filesystems happy"
 (https://lore.kernel.org/linux-mm/20180103100430.GE4911@quack2.suse.cz/).
 Status: idea only; never posted as a patch.
 
-Model: after ``lock_page``, the filesystem's block preparation runs as in
-``block_page_mkwrite`` (``__block_write_begin`` with the filesystem's
-``get_block``: attach buffers, reserve or allocate the block;
-``block_commit_write``), then ``set_page_dirty``. It may sleep (block
+Model: after ``lock_page``, the filesystem's ``->page_mkwrite`` preparation runs
+(``prepare_write``: on ext4 ``__block_write_begin`` with
+``ext4_da_get_block_prep`` and ``block_commit_write``; on XFS the iomap
+reservation; on btrfs ``btrfs_delalloc_reserve_space``), then
+``set_page_dirty``. It may sleep (block
 allocation, journal start: ``might_sleep``), which is illegal where completion
 runs in interrupt context, and it may fail with ENOSPC after the I/O has already
 reported success to the user: the data is then dropped.
@@ -27,9 +28,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# Imported under another name: a double-underscore name in a class body is mangled.
-from mmsim.buffer import __block_write_begin as block_write_begin
-from mmsim.buffer import block_commit_write
 from mmsim.filemap import lock_page, unlock_page
 from mmsim.page_writeback import set_page_dirty
 from mmsim.policy import Policy
@@ -37,7 +35,7 @@ from mmsim.policy import Policy
 if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.machine import Kernel
-    from mmsim.mm_types import BufferHead, Page
+    from mmsim.mm_types import Page
 
 
 class FaultOnDirty(Policy):
@@ -48,6 +46,8 @@ class FaultOnDirty(Policy):
     status = "idea only (Jan Kara, Jan 2018)"
     link = "https://lore.kernel.org/linux-mm/20180103100430.GE4911@quack2.suse.cz/"
     kernel_version = "v4.15 + proposal"
+    filesystems = ("ext4", "iomap", "cow")
+    filesystems_why = "fs-dax has no page cache and no dirty pages to prepare"
 
     def set_page_dirty_lock(self, nxt: Any, k: Kernel, page: Page) -> Path:
         yield from lock_page(k, page)
@@ -55,11 +55,7 @@ class FaultOnDirty(Policy):
         if mapping is not None:
             k.might_sleep("fault-on-dirty: ->page_mkwrite")
             yield  # block allocation and the journal may sleep
-
-            def get_block(k: Kernel, inode: Any, lblk: int, bh: BufferHead) -> int:
-                return mapping.a_ops.get_block(k, page, bh)
-
-            err = block_write_begin(k, page, get_block)
+            err = mapping.a_ops.prepare_write(k, page)
             if err:
                 # The I/O already told the user it succeeded; the data is dropped.
                 k.warn(
@@ -68,7 +64,6 @@ class FaultOnDirty(Policy):
                 )
                 unlock_page(k, page)
                 return False
-            block_commit_write(k, page)
         ret = set_page_dirty(k, page)
         unlock_page(k, page)
         return ret

@@ -52,7 +52,7 @@ class PinBlocksMkclean(GupCounting):
         self, nxt: Any, k: Kernel, page: Page, wbc: WritebackControl
     ) -> Path:
         if gup_count(page, KEY):
-            yield k.wait_until(
+            yield k.wait_for_pins(
                 lambda: not gup_count(page, KEY),
                 "page_mkclean: writable GUP references",
             )
@@ -70,9 +70,11 @@ class PinBlocksMkcleanPrelock(GupCounting):
     count_key = KEY
     writes_only = True
 
-    def writeback_before_lock(self, nxt: Any, k: Kernel, page: Page) -> Path:
+    def writeback_before_lock(
+        self, nxt: Any, k: Kernel, page: Page, wbc: WritebackControl
+    ) -> Path:
         if gup_count(page, KEY):
-            yield k.wait_until(
+            yield k.wait_for_pins(
                 lambda: not gup_count(page, KEY), "writeback: writable GUP references"
             )
-        yield from nxt(k, page)
+        return (yield from nxt(k, page, wbc))

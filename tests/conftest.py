@@ -22,24 +22,36 @@ settings.load_profile(
 )
 
 
-# Each (scenario, policy) cell is deterministic, and an exhaustive search of one
-# costs seconds: the report's cells are judged once per session, on both cores,
-# and shared by the golden-report test and the known-outcome tests.
-_CELLS: dict[tuple[str, str], object] = {}
+# Each (scenario, policy, fs) cell is deterministic, and an exhaustive search of
+# one costs up to seconds: the quick group's cells are judged once per session,
+# on both cores, and shared by the golden-report test and the known-outcome
+# tests; a cell outside it is judged when a test first asks for it.
+_CELLS: dict[tuple[str, str, str], object] = {}
 
 
-def report_cells() -> dict[tuple[str, str], object]:
-    """Every cell of the comparison report, judged in a process pool (memoised)."""
-    if not _CELLS:
+def report_cells() -> dict[tuple[str, str, str], object]:
+    """Every cell of the quick report, judged in a process pool (memoised)."""
+    from mmsim.report import cells
+
+    quick = cells(quick=True)
+    if not all(c in _CELLS for c in quick):
         from concurrent.futures import ProcessPoolExecutor
 
-        from mmsim.report import cells, judge_all
+        from mmsim.report import judge_all
 
         with ProcessPoolExecutor(2) as pool:
-            _CELLS.update(zip(cells(), judge_all(pool), strict=True))
-    return _CELLS
+            _CELLS.update(zip(quick, judge_all(pool, quick=True), strict=True))
+    return {c: _CELLS[c] for c in quick}
 
 
-def cached_check(scenario: str, policy: str = "baseline") -> object:
+def cached_check(scenario: str, policy: str = "baseline", fs: str = "") -> object:
     """The report's result for a cell (the same ``mmsim.check`` it would run)."""
-    return report_cells()[(scenario, policy)]
+    from mmsim import check
+    from mmsim.scenarios import SCENARIOS
+
+    cell = (scenario, policy, fs or SCENARIOS[scenario].filesystems[0])
+    if cell not in _CELLS:
+        report_cells()
+    if cell not in _CELLS:
+        _CELLS[cell] = check(scenario, policy, fs=cell[2])
+    return _CELLS[cell]

@@ -42,7 +42,8 @@ def test_json_replays_to_the_same_violation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "cex.json"
-    assert main(["check", "dio/002", "--json", str(out)]) == 1
+    argv = ["check", "dio/002", "--oracle", "dirty-without-mkwrite"]
+    assert main([*argv, "--json", str(out)]) == 1
     data = json.loads(out.read_text())
     assert data["counterexample"]["violation"]["oracle"] == "dirty-without-mkwrite"
     capsys.readouterr()
@@ -58,7 +59,8 @@ def test_json_replays_to_the_same_violation(
         (["check", "dio/999"], "unknown scenario 'dio/999'"),
         (["check", "dio/001", "--policy", "nope"], "unknown policy 'nope'"),
         (["check", "dio/001", "--oracle", "nope"], "unknown oracle 'nope'"),
-        (["check", "dio/001", "--fs", "zfs"], "runs on ext4, not 'zfs'"),
+        (["check", "dio/001", "--fs", "zfs"], "unknown filesystem 'zfs'"),
+        (["check", "dio/001", "--fs", "dax"], "runs on ext4, iomap, cow, not 'dax'"),
         (["check", "dio/001", "--max-steps", "x"], "not a whole number"),
         (["replay", "/nonexistent.json"], "no such file"),
     ],

@@ -53,7 +53,9 @@ def test_race_a_counterexample_replays(race_a: mmsim.CheckResult) -> None:
 
 
 def test_race_b_needs_no_reclaim() -> None:
-    result = mmsim.check("dio/002", policy="baseline")
+    result = mmsim.check(
+        "dio/002", policy="baseline", oracles=["dirty-without-mkwrite"]
+    )
     assert result.verdict == "Sometimes"
     assert result.counterexample is not None
     assert result.counterexample.violation.oracle == "dirty-without-mkwrite"

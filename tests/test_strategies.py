@@ -13,8 +13,8 @@ import pytest
 from tests.conftest import cached_check
 
 
-def verdicts(scenario: str, policy: str) -> dict[str, str]:
-    result = cached_check(scenario, policy)
+def verdicts(scenario: str, policy: str, fs: str = "") -> dict[str, str]:
+    result = cached_check(scenario, policy, fs)
     assert result.stats.complete, f"{scenario} under {policy}: search was cut"
     return {ov.oracle: ov.verdict for ov in result.per_oracle}
 
@@ -161,3 +161,84 @@ def test_hole_punched_mid_dio() -> None:
     # written into the block file3 reuses.
     for policy in ("baseline", "fault-on-dirty", "upstream-6.4"):
         assert verdicts("dio/004", policy)["foreign-block-write"] == "Never", policy
+
+
+def test_iomap_has_no_crash_but_the_same_root_cause() -> None:
+    # XFS/iomap needs no per-page state at writeback: no crash, no loss ...
+    v = verdicts("dio/001", "baseline", "iomap")
+    assert v["kernel-bug"] == "Never"
+    assert v["lost-write"] == "Never"
+    # ... but the page is still dirtied behind ->page_mkwrite's back, and a
+    # punched range is skipped silently at writeback.
+    assert (
+        verdicts("dio/002", "baseline", "iomap")["dirty-without-mkwrite"] == "Sometimes"
+    )
+    assert verdicts("dio/004", "baseline", "iomap")["lost-write"] == "Sometimes"
+
+
+def test_cow_writeback_without_reservation() -> None:
+    assert verdicts("cow/001", "baseline")["unreserved-writeback"] == "Sometimes"
+    # Keeping the buffers does nothing for space: the re-dirtying reserved none.
+    assert verdicts("cow/001", "defer-release")["unreserved-writeback"] == "Sometimes"
+    # A ->page_mkwrite-like step at completion reserves it.
+    assert verdicts("cow/001", "fault-on-dirty")["unreserved-writeback"] == "Never"
+    # Skipping pinned pages only in background writeback: an fsync mid-I/O still
+    # cleans the pinned page (bounced), and the unpin re-dirties it unreserved.
+    v = verdicts("cow/001", "writeback-skip-bounce")
+    assert v["unreserved-writeback"] == "Sometimes"
+
+
+def test_fault_on_dirty_loses_the_write_on_a_full_filesystem() -> None:
+    # The read returned success; the ->page_mkwrite step at completion then
+    # finds no space, and the data is dropped.
+    v = verdicts("enospc/001", "fault-on-dirty")
+    assert v["lost-write"] == "Sometimes"
+    assert v["unreserved-writeback"] == "Never"
+    assert verdicts("enospc/001", "baseline")["lost-write"] == "Sometimes"
+
+
+def test_dax_break_layouts_never_writes_a_reused_block() -> None:
+    assert verdicts("dax/001", "baseline")["foreign-block-write"] == "Sometimes"
+    v = verdicts("dax/001", "dax-break-layouts")
+    assert v["foreign-block-write"] == "Never"
+    assert v["unbounded-wait"] == "Never"
+
+
+def test_dax_long_term_pins() -> None:
+    # v4.15 already refuses FOLL_LONGTERM on fs-dax: a regression, always.
+    assert verdicts("dax/002", "baseline")["pin-refused"] == "Always"
+    # Layout leases grant the pin and refuse the truncate instead.
+    v = verdicts("dax/002", "layout-lease")
+    assert v["pin-refused"] == "Never"
+    assert v["request-refused"] == "Sometimes"
+    assert v["foreign-block-write"] == "Never"
+
+
+def test_long_term_pin_against_truncate() -> None:
+    # The orphaned registration takes the peer's write; the file never sees it.
+    assert verdicts("rdma/002", "baseline")["lost-write"] == "Sometimes"
+    v = verdicts("rdma/002", "layout-lease")
+    assert v["lost-write"] == "Never"
+    assert v["request-refused"] == "Sometimes"
+    # Failing fsync under a long-term pin is a regression outcome.
+    assert verdicts("rdma/002", "wait-for-unpin")["request-refused"] == "Sometimes"
+
+
+def test_repeated_short_pins_starve_fsync() -> None:
+    # Waiting with the page locked deadlocks against DIO completion ...
+    assert verdicts("dio/005", "pin-blocks-mkclean")["deadlock"] == "Sometimes"
+    # ... and every fix that waits without the lock can be starved.
+    for policy in (
+        "pin-blocks-mkclean-prelock",
+        "wait-for-unpin",
+        "refcount-idle-wakeup",
+    ):
+        assert verdicts("dio/005", policy)["starvation"] == "Sometimes", policy
+    assert verdicts("dio/005", "baseline")["starvation"] == "Never"
+
+
+def test_false_positive_pins() -> None:
+    # 1024 ordinary references look pinned: reclaim merely skips the page ...
+    assert verdicts("ref/001", "upstream-6.4")["lost-write"] == "Never"
+    # ... but a fix that waits for "pins" to go waits for ever.
+    assert verdicts("ref/001", "wait-for-unpin")["deadlock"] == "Sometimes"

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+# Imported under another name: a double-underscore name in a class body is mangled.
+from mmsim.buffer import __block_write_begin as block_write_begin
 from mmsim.buffer import (
     __set_page_dirty_buffers,
+    block_commit_write,
     block_page_mkwrite,
     try_to_free_buffers,
 )
@@ -30,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Ext4",
     "ext4_da_get_block_prep",
-    "ext4_fallocate",
     "ext4_filemap_fault",
     "ext4_page_buffers",
     "ext4_page_mkwrite",
@@ -222,7 +224,8 @@ def mpage_prepare_extent_to_map(k: Kernel, page: Page, wbc: WritebackControl) ->
     ``clear_page_dirty_for_io`` and ``ext4_bio_write_page``.
     """
     mapping = page.mapping
-    yield from k.ops.writeback_before_lock(k, page)
+    if not (yield from k.ops.writeback_before_lock(k, page, wbc)):
+        return
     yield from lock_page(k, page)
     if (
         not page.dirty
@@ -251,7 +254,7 @@ def mpage_prepare_extent_to_map(k: Kernel, page: Page, wbc: WritebackControl) ->
 @kernel("fs/ext4/inode.c")
 def mpage_submit_page(k: Kernel, page: Page, wbc: WritebackControl) -> Path:
     """Models mpage_submit_page(): ``clear_page_dirty_for_io``, ``ext4_bio_write_page``."""
-    yield from k.ops.clear_page_dirty_for_io(k, page, wbc)
+    yield from k.ops.clear_page_dirty_for_io(k, page, None)
     blocks = ext4_bio_write_page(k, page, wbc)
     if blocks:
         ext4_io_submit(k, page, blocks)
@@ -288,6 +291,11 @@ def ext4_punch_hole(k: Kernel, inode_key: int, index: int) -> Path:
     faults; ``truncate_pagecache_range`` unmaps and removes the page whatever its
     refcount; ``ext4_ext_remove_space`` frees the block, which another file may
     then allocate. Data in the punched range is gone by the user's own request.
+
+    On fs-dax the same function runs: ``filemap_write_and_wait_range`` flushes
+    nothing, and truncate deletes the DAX entry. v4.19 added
+    ``ext4_break_layouts`` after taking ``i_mmap_sem``; here that is the
+    ``break_layouts`` hook, which may fail the punch.
     """
     from mmsim.fs_writeback import vfs_fsync
     from mmsim.truncate import truncate_pagecache_range
@@ -298,6 +306,11 @@ def ext4_punch_hole(k: Kernel, inode_key: int, index: int) -> Path:
     if inode.mmap_sem != 0:
         yield k.wait_until(lambda: inode.mmap_sem == 0, "down_write(i_mmap_sem)")
     inode.mmap_sem = -1
+    err = yield from k.ops.break_layouts(k, inode)
+    if err:
+        inode.mmap_sem = 0  # up_write
+        k.tracepoint("request_refused", inode, f"punch hole of {inode.name}: {err}")
+        return err
     yield from truncate_pagecache_range(k, mapping, index)
     blk = inode.blocks.pop(index, None)  # ext4_ext_remove_space
     if blk is not None:
@@ -305,31 +318,35 @@ def ext4_punch_hole(k: Kernel, inode_key: int, index: int) -> Path:
     k.expected.pop((inode_key, index), None)
     inode.mmap_sem = 0  # up_write
     k.tracepoint("punch_hole", inode, f"{inode.name}:{index} punched")
-
-
-@kernel("fs/ext4/extents.c")
-def ext4_fallocate(k: Kernel, inode_key: int, index: int) -> Path:
-    """Models fallocate(2) of one block and a direct write of new data into it.
-
-    The allocator hands out the lowest free block: one another file just freed
-    is reused at once. On a full disk the call fails with -ENOSPC.
-    """
-    inode = k.inodes[inode_key]
-    blk = k.disk.alloc(inode, index)
-    if blk is None:
-        return -ENOSPC
-    version = k.new_version()
-    k.disk.data[blk] = version  # the direct write of the new file's data
-    k.expected[(inode_key, index)] = version
-    k.tracepoint("block_alloc", inode, f"{inode.name}:{index} allocated block {blk}")
     return 0
-    yield  # a path: allocation may sleep
 
 
 class Ext4(AddressSpaceOperations):
     """ext4 with delayed allocation (the default mount), v4.15."""
 
     name: ClassVar[str] = "ext4"
+    summary: ClassVar[str] = (
+        "ext4 v4.15, delalloc: buffer heads made at ->page_mkwrite, BUG at "
+        "writeback without them"
+    )
+    buffer_heads: ClassVar[bool] = True
+
+    def punch_hole(self, k: Kernel, inode_key: int, index: int) -> Path:
+        return ext4_punch_hole(k, inode_key, index)
+
+    def prepare_write(self, k: Kernel, page: Page) -> int:
+        # block_page_mkwrite's preparation: __block_write_begin with
+        # ext4_da_get_block_prep, then block_commit_write.
+        assert page.mapping is not None
+        inode = page.mapping.host
+
+        def get_block(k: Kernel, _inode: Inode, lblk: int, bh: BufferHead) -> int:
+            return ext4_da_get_block_prep(k, inode, lblk, bh)
+
+        err = block_write_begin(k, page, get_block)
+        if not err:
+            block_commit_write(k, page)
+        return err
 
     def fault(self, k: Kernel, vma: Vma, index: int) -> Path:
         return ext4_filemap_fault(k, vma, index)

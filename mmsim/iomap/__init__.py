@@ -1,0 +1,1 @@
+"""fs/iomap/: the iomap buffered-I/O library XFS uses for page-cache writeback."""

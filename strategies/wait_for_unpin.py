@@ -1,0 +1,90 @@
+"""wait-for-unpin: writeback waits for short-term pins; fsync under a long-term
+pin fails.
+
+Proposal: Christoph Hellwig, 13 Feb 2023, replying to Jan Kara's RFC
+"Writeback handling of pinned pages" (https://lore.kernel.org/r/Y+oKAB/epmJNyDbQ@infradead.org):
+"These pins are defined to be unpinned after I/O completes, so we might as well
+just wait for the unpin instead of doing anything complicated ... Should an
+fsync on a (partially) long term pinned file simply fail?" Status: proposed
+only.
+
+Model, on the v6.4 kernel (pinned direct I/O, reclaim skipping pinned pages):
+at the ``writeback_before_lock`` hook, before the page lock (so DIO completion,
+which needs the lock, can unpin), a page that ``page_maybe_dma_pinned`` says is
+pinned is waited for while its pins are short-term. A long-term pin (the fix
+counts the FOLL_LONGTERM pins it sees) is skipped by background writeback, and
+data-integrity writeback fails: the fsync error is a regression outcome
+(``request-refused``). The fsync's -EIO does not travel further in the model.
+
+Objections: Jan Kara: waiting works for short pins but "repeated short pins"
+give a denial of service, and failing fsync breaks "RDMA into an mmaped file,
+keep the registration, fsync". ``page_maybe_dma_pinned`` has false positives:
+a page with 1024 ordinary references is waited for as if pinned.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mmsim.fs import SyncMode
+from mmsim.gup import page_maybe_dma_pinned
+from mmsim.policy import Stack
+from mmsim.strategies._gup_count import GupCounting, gup_count
+from mmsim.strategies.dio_pin import DioPin
+from mmsim.strategies.foll_pin import FollPin
+from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
+
+if TYPE_CHECKING:
+    from mmsim.engine import Path
+    from mmsim.fs import WritebackControl
+    from mmsim.machine import Kernel
+    from mmsim.mm_types import Page, Vma
+
+KEY = "wait-for-unpin.longterm"
+
+
+class WaitForUnpin(GupCounting):
+    """Writeback waits for short pins to go; a long-term pin fails fsync."""
+
+    name = "wait-for-unpin-mechanism"
+    summary = "writeback waits for short-term pins; fsync under a long-term pin fails"
+    status = "proposed (hch, Feb 2023)"
+    link = "https://lore.kernel.org/r/Y+oKAB/epmJNyDbQ@infradead.org"
+    kernel_version = "v6.4 + proposal"
+    count_key = KEY
+
+    def get_user_pages_fast(
+        self, nxt: Any, k: Kernel, vma: Vma, index: int, flags: int
+    ) -> Path:
+        # Short-term pins are not counted: page_maybe_dma_pinned sees them.
+        return (yield from nxt(k, vma, index, flags))
+
+    def writeback_before_lock(
+        self, nxt: Any, k: Kernel, page: Page, wbc: WritebackControl
+    ) -> Path:
+        if gup_count(page, KEY):
+            if wbc.sync_mode == SyncMode.WB_SYNC_ALL:
+                k.tracepoint(
+                    "request_refused",
+                    page,
+                    f"fsync fails: {k.page_name(page)} is pinned long-term",
+                )
+            return False
+        if page_maybe_dma_pinned(page):
+            yield k.wait_for_pins(
+                lambda: gup_count(page, KEY) > 0 or not page_maybe_dma_pinned(page),
+                "writeback: wait for the unpin",
+            )
+            if gup_count(page, KEY):
+                return False
+        return (yield from nxt(k, page, wbc))
+
+
+WAIT_FOR_UNPIN = Stack(
+    (WaitForUnpin(), FollPin(), DioPin(), ReclaimSkipPinned()),
+    name="wait-for-unpin",
+    summary=WaitForUnpin.summary,
+    status=WaitForUnpin.status,
+    link=WaitForUnpin.link,
+    kernel_version=WaitForUnpin.kernel_version,
+)
