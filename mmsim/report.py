@@ -5,7 +5,7 @@ policy on one of the filesystems the scenario runs on (skipping a policy whose
 mechanism does not apply to that filesystem). The report holds only deterministic figures (no wall times), so two runs
 write byte-identical files. Files are written through temporary names and moved
 into place only when every cell has been judged, so an interrupted compare leaves
-the previous report whole.
+the previous report whole; traces of cells that no longer fail are removed.
 """
 
 from __future__ import annotations
@@ -166,4 +166,8 @@ def write_report(results: list[CheckResult], out: Path) -> list[Path]:
         path.with_name(path.name + ".tmp").write_text(text)
     for path in files:
         path.with_name(path.name + ".tmp").replace(path)
+    # Traces of cells that no longer fail (or no longer exist) go too.
+    for stale in sorted((out / "traces").glob("*")):
+        if stale not in files and stale.suffix in (".txt", ".json"):
+            stale.unlink()
     return sorted(files)

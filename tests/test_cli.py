@@ -62,6 +62,10 @@ def test_json_replays_to_the_same_violation(
         (["check", "dio/001", "--fs", "zfs"], "unknown filesystem 'zfs'"),
         (["check", "dio/001", "--fs", "dax"], "runs on ext4, iomap, cow, not 'dax'"),
         (["check", "dio/001", "--max-steps", "x"], "not a whole number"),
+        (
+            ["check", "dax/001", "--policy", "fault-on-dirty"],
+            "policy 'fault-on-dirty' does not apply on dax: fs-dax has no page cache",
+        ),
         (["replay", "/nonexistent.json"], "no such file"),
     ],
 )

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsim.engine import Oracle
+from mmsim.engine import Machine, Oracle, Path, Wait
 from mmsim.explorer import Bounds, Verdict, explore
 from tests.programs import ToyMachine, brute_force, outcome, programs
 
@@ -122,3 +122,49 @@ def test_a_non_fatal_violation_does_not_end_the_run() -> None:
     cex = result.oracles["var1-5"].counterexample
     assert cex is not None
     assert cex.schedule == (0, 0, 0)
+
+
+class _PinLoop(Machine):
+    """A daemon that pins and unpins for ever, and a task waiting for no pins.
+
+    ``fair`` makes the pinner wait for the waiter to be done before pinning
+    again, so the waiter cannot be starved.
+    """
+
+    def __init__(self, fair: bool) -> None:
+        super().__init__()
+        self.pins = 0
+        self.done = False
+        self.spawn("pinner", "dio", self._pinner(fair), daemon=True)
+        self.spawn("fsync", "fsync", self._waiter())
+        from mmsim.oracles import make_oracles
+
+        self.install_oracles(make_oracles(["starvation"]))
+
+    def state_snapshot(self) -> tuple[int, ...]:
+        return (self.pins, self.done)
+
+    def _pinner(self, fair: bool) -> Path:
+        while True:
+            yield Wait(lambda: True, "between requests", idle=True)
+            if fair and not self.done:
+                continue
+            self.pins += 1
+            yield
+            self.pins -= 1
+
+    def _waiter(self) -> Path:
+        yield
+        yield Wait(lambda: self.pins == 0, "wait for unpin", pins=True)
+        self.done = True
+
+
+def test_starvation_needs_the_condition_to_come_and_go() -> None:
+    unfair = explore(lambda: _PinLoop(fair=False))
+    assert unfair.oracles["starvation"].verdict == Verdict.SOMETIMES
+    cex = unfair.oracles["starvation"].counterexample
+    assert cex is not None
+    assert cex.violation.task == "fsync"
+    assert explore(lambda: _PinLoop(fair=True)).oracles["starvation"].verdict == (
+        Verdict.NEVER
+    )
