@@ -155,3 +155,20 @@ def test_list_functions_says_where_each_kernel_function_lives(
     assert found["shrink_page_list"][:2] == ["mm/vmscan.c", "v4.15"]
     assert found["unpin_user_pages_dirty_lock"][:2] == ["mm/gup.c", "v5.6"]
     assert found["ext4_punch_hole"][-1] == "mmsim.ext4.inode"
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["check", "dio/002", "--fs", "iomap", "--no-diagram"], 1),
+        (["check", "cow/001", "--fs", "cow", "--no-diagram"], 1),
+        (["check", "dax/001", "--policy", "dax-break-layouts", "--no-diagram"], 0),
+        (["check", "dax/001", "--fs", "dax", "--no-diagram"], 1),
+    ],
+)
+def test_every_filesystem_from_the_command_line(
+    argv: list[str], code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == code
+    fs = argv[argv.index("--fs") + 1] if "--fs" in argv else "dax"
+    assert f"on {fs}: " in capsys.readouterr().out
