@@ -29,12 +29,18 @@ class GupCounting(Policy):
 
     count_key: ClassVar[str] = ""
     writes_only: ClassVar[bool] = False
+    #: Count only long-term references (``get_user_pages_longterm``).
+    longterm_only: ClassVar[bool] = False
 
     def get_user_pages_fast(
         self, nxt: Any, k: Kernel, vma: Vma, index: int, flags: int
     ) -> Path:
         page = yield from nxt(k, vma, index, flags)
-        if page is not None and (flags & FOLL_WRITE or not self.writes_only):
+        if (
+            page is not None
+            and not self.longterm_only
+            and (flags & FOLL_WRITE or not self.writes_only)
+        ):
             page.extra[self.count_key] = page.extra.get(self.count_key, 0) + 1
         return page
 

@@ -54,12 +54,7 @@ class LayoutLease(GupCounting):
     link = "https://lore.kernel.org/r/20190809225833.6657-1-ira.weiny@intel.com"
     kernel_version = "v5.3 + RFC"
     count_key = KEY
-
-    def get_user_pages_fast(
-        self, nxt: Any, k: Kernel, vma: Vma, index: int, flags: int
-    ) -> Path:
-        # Only long-term references are counted: short ones pass straight through.
-        return (yield from nxt(k, vma, index, flags))
+    longterm_only = True
 
     def check_vma_flags(self, nxt: Any, k: Kernel, vma: Vma, flags: int) -> int:
         if flags & FOLL_LONGTERM and vma.mapping.a_ops.dax:

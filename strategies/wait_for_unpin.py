@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.fs import WritebackControl
     from mmsim.machine import Kernel
-    from mmsim.mm_types import Page, Vma
+    from mmsim.mm_types import Page
 
 KEY = "wait-for-unpin.longterm"
 
@@ -52,12 +52,7 @@ class WaitForUnpin(GupCounting):
     link = "https://lore.kernel.org/r/Y+oKAB/epmJNyDbQ@infradead.org"
     kernel_version = "v6.4 + proposal"
     count_key = KEY
-
-    def get_user_pages_fast(
-        self, nxt: Any, k: Kernel, vma: Vma, index: int, flags: int
-    ) -> Path:
-        # Short-term pins are not counted: page_maybe_dma_pinned sees them.
-        return (yield from nxt(k, vma, index, flags))
+    longterm_only = True  # short-term pins: page_maybe_dma_pinned sees them
 
     def writeback_before_lock(
         self, nxt: Any, k: Kernel, page: Page, wbc: WritebackControl
