@@ -139,6 +139,29 @@ _BUILTIN = [
     ),
 ]
 
+_DIO_006 = next(s for s in _BUILTIN if s.id == "dio/004").model_copy(
+    update={
+        "id": "dio/006",
+        "title": "Truncate under an in-flight DIO read; another file reuses the block",
+        "description": (
+            "dio/004 with ftruncate(file1, 0) instead of a hole punch: "
+            "truncate_pagecache removes the mapped page whatever GUP holds, the "
+            "block is freed and file3 allocates it; completion dirties the orphan, "
+            "and i_size is now 0, so writeback must also cope with a page past EOF. "
+            "Not on cow: with the disk full, btrfs_page_mkwrite refuses the DIO's "
+            "write fault with ENOSPC before any race can start (see enospc/001)."
+        ),
+        "groups": ["dio", "truncate"],
+        "filesystems": ["ext4", "iomap"],
+        "tasks": [
+            DioRead(kind="dio-read", src="file2"),
+            Truncate(kind="truncate", file="file1"),
+            Fallocate(kind="fallocate", file="file3"),
+            Flusher(kind="flusher"),
+        ],
+    }
+)
+
 _DRV_001 = ScenarioSpec(
     id="drv/001",
     title="A FOLL_GET driver DMAs into a MAP_SHARED page and set_page_dirty()s it",
@@ -360,6 +383,7 @@ _ENOSPC_001 = ScenarioSpec(
 
 _BUILTIN += [
     _DIO_005,
+    _DIO_006,
     _DRV_001,
     _DRV_002,
     _RDMA_001,

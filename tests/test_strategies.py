@@ -163,6 +163,17 @@ def test_hole_punched_mid_dio() -> None:
         assert verdicts("dio/004", policy)["foreign-block-write"] == "Never", policy
 
 
+def test_truncate_mid_dio() -> None:
+    # ftruncate instead of a hole punch: the same orphan, on both filesystems
+    # with a page cache. Layout leases bind long-term pinners only, so they do
+    # not help a short DIO either.
+    for fs in ("ext4", "iomap"):
+        for policy in ("baseline", "upstream-6.4", "layout-lease"):
+            v = verdicts("dio/006", policy, fs)
+            assert v["lost-write"] == "Sometimes", (policy, fs)
+            assert v["foreign-block-write"] == "Never", (policy, fs)
+
+
 def test_iomap_has_no_crash_but_the_same_root_cause() -> None:
     # XFS/iomap needs no per-page state at writeback: no crash, no loss ...
     v = verdicts("dio/001", "baseline", "iomap")
