@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from pathlib import Path
 
+from mmsim.cost_model import CostModel, load_cost_model
 from mmsim.diagram import render
 from mmsim.engine import Machine, Violation
 from mmsim.explorer import Bounds, SearchStats, explore, settle
 from mmsim.machine import Kernel
-from mmsim.oracles import ALWAYS_ON, make_oracles
-from mmsim.policy import PolicyError, load_policy
+from mmsim.oracles import ALWAYS_ON, GRAPH_ORACLES, ORACLES, make_oracles
+from mmsim.policy import Policy, PolicyError, load_policy
 from mmsim.results import (
     CheckResult,
+    CostResult,
     CounterexampleFile,
     OracleVerdict,
     SearchStatistics,
+    Spread,
     Step,
     ViolationRecord,
 )
@@ -25,6 +29,7 @@ from mmsim.scenarios import ScenarioError, get_scenario
 __all__ = [
     "ReplayError",
     "check",
+    "cost",
     "machine_factory",
     "replay_counterexample",
     "violation_of",
@@ -58,12 +63,7 @@ def machine_factory(
         raise ScenarioError(
             f"scenario {scenario} runs on {', '.join(sc.filesystems)}, not {chosen!r}"
         )
-    for p in policies:
-        if p.filesystems and chosen not in p.filesystems:
-            raise PolicyError(
-                f"policy {policy!r} does not apply on {chosen}: "
-                f"{p.filesystems_why or 'its mechanism is ' + ', '.join(p.filesystems)}"
-            )
+    _check_applies(policy, policies, chosen)
     ids = list(oracles) if oracles else list(sc.oracles)
     make_oracles(ids)  # validate now, not in the first replay
 
@@ -76,6 +76,93 @@ def machine_factory(
         return k
 
     return make, chosen, ids
+
+
+def _check_applies(name: str, policies: tuple[Policy, ...], fs: str) -> None:
+    for p in policies:
+        if p.filesystems and fs not in p.filesystems:
+            raise PolicyError(
+                f"policy {name!r} does not apply on {fs}: "
+                f"{p.filesystems_why or 'its mechanism is ' + ', '.join(p.filesystems)}"
+            )
+
+
+def cost(
+    workload: str,
+    policy: str = "baseline",
+    *,
+    fs: str | None = None,
+    seeds: int = 3,
+    seed: int = 1,
+    scale: float = 1.0,
+    cost_model: CostModel | str | Path | None = None,
+) -> CostResult:
+    """Run ``workload`` under ``policy`` on the timed clock, once per seed.
+
+    Seeds are ``seed``, ``seed + 1``, …; every metric is reported as its mean and
+    range over them. The workload's oracles are every oracle judged by a step or
+    at the end (not those the explorer judges on its state graph), and a fatal
+    one ends that seed's run early: its metrics are up to that point. Raises
+    ``WorkloadError``, ``PolicyError`` or ``CostModelError`` (``cost_model``
+    may be a TOML file's path) with a one-line message.
+    """
+    from mmsim.timed import run_timed
+    from mmsim.vmstat import metrics
+    from mmsim.workloads import WorkloadError, get_workload
+
+    if seeds < 1:
+        raise ValueError("seeds must be at least 1")
+    if not 0 < scale <= 100:
+        raise ValueError("scale must be in (0, 100]")
+    w = get_workload(workload)
+    chosen = fs or w.filesystems[0]
+    if chosen not in w.filesystems:
+        raise WorkloadError(
+            f"workload {workload} runs on {', '.join(w.filesystems)}, not {chosen!r}"
+        )
+    policies = load_policy(policy)
+    _check_applies(policy, policies, chosen)
+    if isinstance(cost_model, str | Path):
+        model = load_cost_model(cost_model)
+    else:
+        model = cost_model or CostModel()
+    ids = [o for o in ORACLES if o not in GRAPH_ORACLES]
+    per_seed: list[dict[str, float]] = []
+    fired: dict[str, int] = {}
+    refused: dict[str, int] = {}
+    endings: list[str] = []
+    seed_list = [seed + i for i in range(seeds)]
+    for s in seed_list:
+        k = w.make(policies, chosen, s, scale)
+        k.install_oracles(make_oracles(ids))
+        run = run_timed(k, model, seed=s, idle_periods=dict(w.idle_periods))
+        per_seed.append(metrics(run))
+        for oracle in sorted(set(run.violations)):
+            into = refused if ORACLES[oracle].regression else fired
+            into[oracle] = into.get(oracle, 0) + 1
+        fatal = [v.oracle for v in k.violations if v.fatal]
+        endings.append(fatal[0] if fatal else "finished")
+    names = list(dict.fromkeys(name for m in per_seed for name in m))
+    cmd = ["mmsim", "cost", workload, "--policy", policy, "--fs", chosen]
+    cmd += ["--seeds", str(seeds), "--seed", str(seed)]
+    if scale != 1.0:
+        cmd += ["--scale", str(scale)]
+    if isinstance(cost_model, str | Path):
+        cmd += ["--cost-model", str(cost_model)]
+    elif cost_model is not None and cost_model != CostModel():
+        cmd += ["--cost-model", "FILE"]  # an in-memory model: the caller has it
+    return CostResult(
+        workload=workload,
+        policy=policy,
+        fs=chosen,
+        scale=scale,
+        seeds=seed_list,
+        metrics={n: Spread.of([m.get(n, 0.0) for m in per_seed]) for n in names},
+        violations=fired,
+        regressions=refused,
+        endings=endings,
+        command=shlex.join(cmd),
+    )
 
 
 def _command(

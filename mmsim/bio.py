@@ -104,7 +104,11 @@ def submit_bio(k: Kernel, bio: Bio) -> None:
     highmem pages only, which the model does not have).
     """
     k.ops.blk_queue_bounce(k, bio)
-    k.spawn_irq(f"irq:{'write' if bio.write else 'read'}", _device(k, bio))
+    k.spawn_irq(
+        f"irq:{'write' if bio.write else 'read'}",
+        _device(k, bio),
+        latency="bio_write" if bio.write else "bio_read",
+    )
 
 
 def _device(k: Kernel, bio: Bio) -> Path:

@@ -107,6 +107,35 @@ def _parser() -> argparse.ArgumentParser:
         help="every modelled kernel function: kernel file, version, mmsim module",
     )
 
+    cst = sub.add_parser("cost", help="run a cost workload on the timed clock")
+    cst.add_argument("workload", help="a workload id, e.g. db-dio")
+    cst.add_argument(
+        "--policy", default="baseline", help="a registered policy (default: baseline)"
+    )
+    cst.add_argument(
+        "--fs", default=None, help="filesystem personality (default: the workload's)"
+    )
+    cst.add_argument(
+        "--seeds", type=_positive, default=3, help="runs, one per seed (default 3)"
+    )
+    cst.add_argument(
+        "--seed", type=_natural, default=1, help="the first seed (default 1)"
+    )
+    cst.add_argument(
+        "--scale",
+        type=_scale,
+        default=1.0,
+        help="multiply the number of operations (default 1.0)",
+    )
+    cst.add_argument(
+        "--cost-model",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a TOML file replacing any of the cost model's figures",
+    )
+    cst.add_argument("--json", type=Path, default=None, metavar="FILE")
+
     cmp = sub.add_parser("compare", help="regenerate the comparison report")
     cmp.add_argument(
         "--out", type=Path, default=Path("reports"), help="output directory"
@@ -124,6 +153,16 @@ def _positive(text: str) -> int:
     value = _natural(text)
     if value == 0:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"must be in (0, 100], not {text}")
     return value
 
 
@@ -328,6 +367,47 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cost(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from mmsim._api import cost
+    from mmsim.vmstat import METRICS
+
+    result = cost(
+        args.workload,
+        args.policy,
+        fs=args.fs,
+        seeds=args.seeds,
+        seed=args.seed,
+        scale=args.scale,
+        cost_model=args.cost_model,
+    )
+    rows = []
+    for name, spread in result.metrics.items():
+        base = name.split(".")[0]
+        unit = METRICS[base].unit if base in METRICS else ""
+        rows.append((name, unit, spread.mean, spread.min, spread.max))
+    seeds = result.seeds
+    print(
+        f"{result.workload} under {result.policy} on {result.fs}, "
+        f"seeds {seeds[0]}..{seeds[-1]}: runs ended {', '.join(result.endings)}"
+    )
+    print(tabulate(rows, headers=["metric", "unit", "mean", "min", "max"]))
+    if result.violations:
+        fired = ", ".join(
+            f"{o} ({n} of {len(seeds)})" for o, n in result.violations.items()
+        )
+        print(f"violations met: {fired}")
+    if result.regressions:
+        refused = ", ".join(
+            f"{o} ({n} of {len(seeds)})" for o, n in result.regressions.items()
+        )
+        print(f"requests refused (regressions): {refused}")
+    if args.json is not None:
+        _write_atomic(args.json, result.model_dump_json(indent=2) + "\n")
+    return EXIT_VIOLATION if result.violations else EXIT_NEVER
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
@@ -349,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mmsim.policy import PolicyError
     from mmsim.results import FileError
     from mmsim.scenarios import ScenarioError
+    from mmsim.workloads import WorkloadError
 
     args = _parser().parse_args(argv)
     handlers = {
@@ -356,10 +437,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay": _cmd_replay,
         "list": _cmd_list,
         "compare": _cmd_compare,
+        "cost": _cmd_cost,
     }
     try:
         return handlers[args.command](args)
-    except (ScenarioError, PolicyError, OracleError, FileError, ReplayError) as exc:
+    except (
+        ScenarioError,
+        PolicyError,
+        OracleError,
+        FileError,
+        ReplayError,
+        WorkloadError,
+    ) as exc:
         print(f"mmsim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

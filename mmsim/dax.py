@@ -87,7 +87,7 @@ def dax_iomap_fault(k: Kernel, vma: Vma, index: int) -> Path:
         return VM_FAULT_SIGBUS, None
     blk = inode.blocks.get(index)
     if blk is None:
-        blk = k.disk.alloc(inode, index)
+        blk = k.alloc_block(inode, index)
         if blk is None:
             return VM_FAULT_SIGBUS, None
         k.disk.data[blk] = 0  # a new extent reads zeroes

@@ -172,6 +172,9 @@ class Task:
     done: bool = False
     #: The cached position; only a step of this task moves it (the engine clears it).
     pos: tuple[Any, ...] | None = None
+    #: A device's service time before the first step (``"bio_write"``): the cost
+    #: model's figure that the timed scheduler waits; the explorer ignores it.
+    latency: str = ""
 
     def position(self) -> tuple[Any, ...]:
         """Where this task stands: its generator frames and their locals, canonical.
@@ -427,9 +430,18 @@ class Machine:
         *,
         daemon: bool = False,
         context: str = "process",
+        latency: str = "",
     ) -> Task:
         """Add a task; tasks are numbered in the order they are spawned."""
-        task = Task(len(self.tasks), name, kind, gen, daemon=daemon, context=context)
+        task = Task(
+            len(self.tasks),
+            name,
+            kind,
+            gen,
+            daemon=daemon,
+            context=context,
+            latency=latency,
+        )
         self.tasks.append(task)
         return task
 

@@ -69,11 +69,13 @@ def try_grab_page(k: Kernel, page: Page, flags: int) -> None:
         if page.refcount <= 0:
             raise KernelBug("mm/gup.c", "try_grab_page(): pin of a free page")
         page.refcount += GUP_PIN_COUNTING_BIAS
+        k.count("page_ref_mod")
         page.pincount += 1
         k.count("nr_foll_pin_acquired")
     else:
         get_page(k, page)
     page.gup += 1
+    k.count("nr_gup_refs")
 
 
 @kernel("include/linux/mm.h", version="v5.7")
@@ -225,6 +227,7 @@ def put_user_page(k: Kernel, page: Page) -> None:
     hook; the baseline is ``put_page``.
     """
     page.gup -= 1
+    k.count("nr_gup_refs", -1)
     k.ops.put_page(k, page)
 
 
@@ -238,8 +241,10 @@ def unpin_user_page(k: Kernel, page: Page) -> None:
     if page.pincount <= 0 or page.refcount < GUP_PIN_COUNTING_BIAS:
         raise KernelBug("mm/gup.c", "unpin_user_page(): page is not pinned")
     page.refcount -= GUP_PIN_COUNTING_BIAS
+    k.count("page_ref_mod")
     page.pincount -= 1
     page.gup -= 1
+    k.count("nr_gup_refs", -1)
     k.count("nr_foll_pin_released")
     if page.refcount == 0:
         __put_page(k, page)

@@ -57,6 +57,12 @@ class Kernel(Machine):
         self.bios: list[Bio | None] = []
         #: /proc/vmstat-style counters. Observations only: not part of the state.
         self.vmstat: dict[str, int] = {}
+        #: Simulated time in ns, kept by the timed scheduler (0 under the explorer).
+        self.now = 0
+        #: Latency samples in ns by operation (``"fsync"``, ``"writeback"``), and
+        #: the start times of operations in progress. Observations only.
+        self.latencies: dict[str, list[int]] = {}
+        self._started: dict[tuple[str, int], int] = {}
 
     # -- construction -----------------------------------------------------------
 
@@ -81,6 +87,10 @@ class Kernel(Machine):
                 page.refcount = 1
                 return page
         return None
+
+    def nr_free_pages(self) -> int:
+        """Free page frames (``NR_FREE_PAGES``)."""
+        return sum(1 for page in self.frames if page.refcount == 0)
 
     def new_version(self) -> int:
         """A fresh data version for a write."""
@@ -122,23 +132,30 @@ class Kernel(Machine):
         """A buffer head (``alloc_buffer_head``)."""
         return BufferHead(key=0)
 
-    def spawn_irq(self, name: str, gen: Path) -> Task:
-        """Start an interrupt-context task (a completion), in a reusable slot."""
-        return self._spawn_slot("irq", name, gen, "irq")
+    def spawn_irq(self, name: str, gen: Path, *, latency: str = "") -> Task:
+        """Start an interrupt-context task (a completion), in a reusable slot.
+
+        ``latency`` names the cost-model figure of the device work before the
+        interrupt (``"bio_read"``): the timed scheduler charges it.
+        """
+        return self._spawn_slot("irq", name, gen, "irq", latency)
 
     def queue_work(self, name: str, gen: Path) -> Task:
         """Models schedule_work(): run ``gen`` in a kworker (process context)."""
-        return self._spawn_slot("kworker", name, gen, "process")
+        return self._spawn_slot("kworker", name, gen, "process", "")
 
-    def _spawn_slot(self, kind: str, name: str, gen: Path, context: str) -> Task:
+    def _spawn_slot(
+        self, kind: str, name: str, gen: Path, context: str, latency: str
+    ) -> Task:
         # Reusing the slot of a finished task of the same kind keeps the number of
         # tasks, and so the state space, finite while daemons keep submitting I/O.
         for task in self.tasks:
             if task.kind == kind and task.done:
                 task.name, task.gen, task.done, task.wait = name, gen, False, None
                 task.pos = None
+                task.latency = latency
                 return task
-        return self.spawn(name, kind, gen, context=context)
+        return self.spawn(name, kind, gen, context=context, latency=latency)
 
     def has_dirty_pages(self) -> bool:
         """Whether any file has a dirty page in its cache (the flusher's wake-up)."""
@@ -147,6 +164,24 @@ class Kernel(Machine):
     def count(self, item: str, n: int = 1) -> None:
         """Add to a /proc/vmstat counter."""
         self.vmstat[item] = self.vmstat.get(item, 0) + n
+
+    def latency_begin(self, key: tuple[str, int]) -> None:
+        """An operation identified by ``key`` starts now (for its latency)."""
+        self._started[key] = self.now
+
+    def latency_end(self, op: str, key: tuple[str, int]) -> None:
+        """The operation ``key`` ends now: record its latency under ``op``."""
+        start = self._started.pop(key, None)
+        if start is not None:
+            self.latencies.setdefault(op, []).append(self.now - start)
+
+    def alloc_block(self, inode: Inode, lblk: int, *, remap: bool = True) -> int | None:
+        """The filesystem's block allocator (:meth:`Disk.alloc`), counted for the
+        cost model as ``nr_block_alloc``."""
+        blk = self.disk.alloc(inode, lblk, remap=remap)
+        if blk is not None:
+            self.count("nr_block_alloc")
+        return blk
 
     # -- what the engine needs ------------------------------------------------------
 

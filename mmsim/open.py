@@ -28,7 +28,7 @@ def vfs_fallocate(k: Kernel, inode_key: int, index: int) -> Path:
     inode = k.inodes[inode_key]
     if k.disk.free() - sum(i.reserved for i in k.inodes) < 1:
         return -ENOSPC
-    blk = k.disk.alloc(inode, index)
+    blk = k.alloc_block(inode, index)
     assert blk is not None
     version = k.new_version()
     k.disk.data[blk] = version  # the direct write of the new file's data

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALWAYS_ON",
+    "GRAPH_ORACLES",
     "ORACLES",
     "DeadlockOracle",
     "DirtiedOutsideMkwrite",
@@ -358,6 +359,11 @@ ALWAYS_ON = (
     "request-refused",
     "starvation",
 )
+
+
+#: Judged by the explorer on the state graph, not by a step: a single timed run
+#: cannot judge them.
+GRAPH_ORACLES = ("unbounded-wait", "starvation")
 
 
 def make_oracles(ids: list[str]) -> list[Oracle]:

@@ -225,5 +225,13 @@ def write_cache_pages(
 
 @kernel("mm/page-writeback.c")
 def do_writepages(k: Kernel, mapping: AddressSpace, wbc: WritebackControl) -> Path:
-    """Models do_writepages(): call the filesystem's ``->writepages``."""
+    """Models do_writepages(): call the filesystem's ``->writepages``.
+
+    Its duration is the ``writeback`` latency of the cost workloads: the time a
+    flusher pass or an fsync spends getting one file's dirty pages under
+    writeback, page-lock and pin waits included.
+    """
+    key = ("writepages", k.current.tid if k.current is not None else -1)
+    k.latency_begin(key)
     yield from mapping.a_ops.writepages(k, mapping.key, wbc)
+    k.latency_end("writeback", key)

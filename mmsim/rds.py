@@ -78,7 +78,11 @@ def rds_rdma_read(k: Kernel, vma: Vma, index: int, softirq: bool = False) -> Pat
     if page is None:
         return -EFAULT
     if softirq:
-        k.spawn_irq("softirq:rds_rdma_complete", rds_rdma_complete(k, vma, index, page))
+        k.spawn_irq(
+            "softirq:rds_rdma_complete",
+            rds_rdma_complete(k, vma, index, page),
+            latency="rdma_write",
+        )
         return 0
     yield from rds_rdma_complete(k, vma, index, page)
     return 0

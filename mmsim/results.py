@@ -16,10 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "CheckResult",
+    "CostResult",
     "CounterexampleFile",
     "FileError",
     "OracleVerdict",
     "SearchStatistics",
+    "Spread",
     "Step",
     "ViolationRecord",
     "load_counterexample",
@@ -117,6 +119,42 @@ class CheckResult(_Model):
     def violated(self) -> bool:
         """Whether a violation was found."""
         return self.counterexample is not None
+
+
+class Spread(_Model):
+    """One metric over several seeds: the mean and the range."""
+
+    mean: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        # Rounded so that the JSON (and every report rendered from it) is stable.
+        return cls(
+            mean=round(sum(values) / len(values), 3),
+            min=round(min(values), 3),
+            max=round(max(values), 3),
+        )
+
+
+class CostResult(_Model):
+    """What ``mmsim.cost()`` returns and ``mmsim cost --json`` writes."""
+
+    workload: str
+    policy: str
+    fs: str
+    scale: float
+    seeds: list[int]
+    #: Metric name (see :data:`mmsim.vmstat.METRICS`) to its spread over seeds.
+    metrics: dict[str, Spread]
+    #: Correctness oracle id to the number of seeds in which it fired.
+    violations: dict[str, int]
+    #: Regression oracle id (a request refused) to the number of seeds it fired in.
+    regressions: dict[str, int]
+    #: Per seed, how the run ended: ``finished``, or the fatal oracle (``deadlock``).
+    endings: list[str]
+    command: str
 
 
 M = TypeVar("M", bound=BaseModel)

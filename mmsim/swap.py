@@ -23,6 +23,7 @@ def get_page(k: Kernel, page: Page) -> None:
     if page.refcount <= 0:
         raise KernelBug("include/linux/mm.h", "get_page() on a free page")
     page.refcount += 1
+    k.count("page_ref_mod")
 
 
 @kernel("include/linux/mm.h")
@@ -35,6 +36,7 @@ def put_page(k: Kernel, page: Page) -> None:
     if page.refcount <= 0:
         raise KernelBug("include/linux/mm.h", "put_page(): refcount underflow")
     page.refcount -= 1
+    k.count("page_ref_mod")
     if page.refcount == 0:
         __put_page(k, page)
 

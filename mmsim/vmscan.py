@@ -184,12 +184,19 @@ def putback_lru_page(k: Kernel, page: Page) -> None:
 
 
 @kernel("mm/vmscan.c")
-def kswapd(k: Kernel) -> Path:
+def kswapd(k: Kernel, watermarks: tuple[int, int] | None = None) -> Path:
     """Models the kswapd thread: balance_pgdat → shrink_node → shrink_inactive_list.
 
     Runs for ever (a daemon). Each pass isolates every LRU page in turn, runs
     ``shrink_page_list`` on it, and puts it back or frees it; between passes it
     is idle, and it sleeps while no page is on the LRU.
+
+    ``watermarks`` = (low, high), in free frames, for the cost workloads: kswapd
+    is woken when free memory falls below ``low`` (``wakeup_kswapd`` from the
+    allocator) and a pass stops once ``high`` frames are free
+    (``pgdat_balanced``). Without them (the scenarios), every pass scans the
+    whole LRU: constant pressure. Zones, the active list and the scan-priority
+    ladder are not modelled; the LRU is scanned in frame order.
 
     Isolation and the ``trylock_page`` that starts ``shrink_page_list`` are one
     step: what isolation changes (PG_lru, one more reference) is read by no other
@@ -197,9 +204,14 @@ def kswapd(k: Kernel) -> Path:
     halves the state space of the seed race).
     """
     while True:
-        yield k.idle_until(
-            lambda: any(p.lru for p in k.frames), "kswapd: balance_pgdat"
-        )
+        if watermarks is None:
+            yield k.idle_until(
+                lambda: any(p.lru for p in k.frames), "kswapd: balance_pgdat"
+            )
+        else:
+            yield k.idle_until(
+                lambda: k.nr_free_pages() < watermarks[0], "kswapd: balance_pgdat"
+            )
         scan = [p for p in k.frames if p.lru]
         i = 0
         while i < len(scan):
@@ -207,6 +219,8 @@ def kswapd(k: Kernel) -> Path:
             i += 1
             if not page.lru:
                 continue
+            if watermarks is not None and k.nr_free_pages() >= watermarks[1]:
+                break
             isolate_lru_page(k, page)
             k.count("pgscan_kswapd")
             reclaimed = yield from shrink_page_list(k, page)
@@ -214,3 +228,18 @@ def kswapd(k: Kernel) -> Path:
                 k.ops.put_page(k, page)  # free_it: the last reference
             else:
                 putback_lru_page(k, page)
+
+
+@kernel("mm/vmscan.c")
+def throttle_direct_reclaim(k: Kernel, min_free: int) -> Path:
+    """Models throttle_direct_reclaim(): an allocating task below the min
+    watermark sleeps on ``pgdat->pfmemalloc_wait`` until kswapd frees memory.
+
+    Simplification: it stands for the whole allocator slow path of the cost
+    workloads (``__alloc_pages_slowpath``); direct reclaim by the allocating task
+    itself is not modelled, kswapd does all reclaim.
+    """
+    if k.nr_free_pages() < min_free:
+        yield k.wait_until(
+            lambda: k.nr_free_pages() >= min_free, "throttle_direct_reclaim"
+        )

@@ -172,3 +172,53 @@ def test_every_filesystem_from_the_command_line(
     assert main(argv) == code
     fs = argv[argv.index("--fs") + 1] if "--fs" in argv else "dax"
     assert f"on {fs}: " in capsys.readouterr().out
+
+
+def test_cost_prints_the_metrics_and_writes_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_file = tmp_path / "cost.json"
+    args = ["cost", "rdma-fsync", "--policy", "upstream-6.5", "--seeds", "2"]
+    status = main([*args, "--scale", "0.1", "--json", str(out_file)])
+    out = capsys.readouterr().out
+    # The ban refuses every registration: a regression, not a violation.
+    assert status == 0
+    assert out.startswith("rdma-fsync under upstream-6.5 on ext4, seeds 1..2")
+    assert "refused_efault" in out
+    data = json.loads(out_file.read_text())
+    assert data["metrics"]["refused_efault"]["mean"] == 64
+    assert data["violations"] == {}
+    assert data["regressions"] == {"pin-refused": 2}
+    assert "requests refused (regressions): pin-refused (2 of 2)" in out
+
+
+def test_cost_exits_1_when_the_workload_meets_a_violation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert (
+        main(["cost", "db-dio", "--policy", "pin-blocks-mkclean", "--seeds", "1"]) == 1
+    )
+    assert "deadlock (1 of 1)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["cost", "nope"], "unknown workload 'nope'"),
+        (["cost", "mixed", "--scale", "0"], "must be in (0, 100]"),
+        (["cost", "mixed", "--seeds", "0"], "must be at least 1"),
+        (["cost", "mixed", "--cost-model", "/nonexistent.toml"], "no such file"),
+    ],
+)
+def test_cost_bad_input_is_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    if "--scale" in args or "--seeds" in args:  # refused by the argument parser
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        assert info.value.code == 2
+    else:
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert err.count("\n") == 1

@@ -154,7 +154,7 @@ def cow_file_range(k: Kernel, page: Page) -> int | None:
     the reservation (``btrfs_reserve_extent``), without remapping the file yet."""
     assert page.mapping is not None
     inode = page.mapping.host
-    blk = k.disk.alloc(inode, page.index, remap=False)
+    blk = k.alloc_block(inode, page.index, remap=False)
     inode.delalloc.discard(page.index)
     inode.reserved -= 1
     return blk

@@ -203,7 +203,7 @@ def mpage_map_one_extent(k: Kernel, page: Page, bh: BufferHead) -> int:
     """
     assert page.mapping is not None
     inode = page.mapping.host
-    blk = k.disk.alloc(inode, page.index)
+    blk = k.alloc_block(inode, page.index)
     if blk is None:
         return -ENOSPC
     inode.reserved -= 1

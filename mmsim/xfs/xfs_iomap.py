@@ -52,7 +52,7 @@ def xfs_buffered_write_iomap_begin(k: Kernel, page: Page) -> int:
 @kernel("fs/xfs/libxfs/xfs_bmap.c", version="v5.14")
 def xfs_bmapi_convert_delalloc(k: Kernel, inode: Inode, lblk: int) -> int | None:
     """Models xfs_bmapi_convert_delalloc(): the reservation becomes a real block."""
-    blk = k.disk.alloc(inode, lblk)
+    blk = k.alloc_block(inode, lblk)
     if blk is not None:
         inode.reserved -= 1
         inode.delalloc.discard(lblk)
