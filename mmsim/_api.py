@@ -32,6 +32,7 @@ __all__ = [
     "cost",
     "machine_factory",
     "replay_counterexample",
+    "traced_counterexample",
     "violation_of",
 ]
 
@@ -339,6 +340,22 @@ def replay_counterexample(
     if not any(v.oracle == want for v in m.violations):
         seen = ", ".join(sorted({v.oracle for v in m.violations})) or "nothing"
         raise ReplayError(f"the schedule does not violate {want} (it violates: {seen})")
+    return m
+
+
+def traced_counterexample(cex: CounterexampleFile) -> Machine:
+    """Replay ``cex`` with tracing on, for a picture of it (diagram, Perfetto).
+
+    A violation judged on the state graph (``unbounded-wait``) fires in no step:
+    the recorded one closes the trace instead.
+    """
+    make, _, _ = machine_factory(
+        cex.scenario, cex.policy, fs=cex.fs, oracles=cex.oracles, tracing=True
+    )
+    m = _run(make, cex.schedule, at_end=cex.at_end)
+    v = cex.violation
+    if not any(x.oracle == v.oracle for x in m.violations):
+        m.record(None, "violation", f"{v.oracle}: {v.message}")
     return m
 
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = ["main"]
 
@@ -53,12 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="explore every interleaving of a scenario")
     c.add_argument("scenario", help="a scenario id, e.g. dio/001")
-    c.add_argument(
-        "--policy", default="baseline", help="a registered policy (default: baseline)"
-    )
-    c.add_argument(
-        "--fs", default=None, help="filesystem personality (default: the scenario's)"
-    )
+    _policy_and_fs(c, "scenario")
     c.add_argument(
         "--oracle",
         action="append",
@@ -109,12 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cst = sub.add_parser("cost", help="run a cost workload on the timed clock")
     cst.add_argument("workload", help="a workload id, e.g. db-dio")
-    cst.add_argument(
-        "--policy", default="baseline", help="a registered policy (default: baseline)"
-    )
-    cst.add_argument(
-        "--fs", default=None, help="filesystem personality (default: the workload's)"
-    )
+    _policy_and_fs(cst, "workload")
     cst.add_argument(
         "--seeds", type=_positive, default=3, help="runs, one per seed (default 3)"
     )
@@ -154,6 +144,15 @@ def _positive(text: str) -> int:
     if value == 0:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
+
+
+def _policy_and_fs(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--policy", default="baseline", help="a registered policy (default: baseline)"
+    )
+    p.add_argument(
+        "--fs", default=None, help=f"filesystem personality (default: the {what}'s)"
+    )
 
 
 def _scale(text: str) -> float:
@@ -233,7 +232,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     print(
         f"  search: {st.states:,} distinct states, {st.transitions:,} transitions, "
         f"{st.executions:,} executions, max depth {st.max_depth}, {scope}, "
-        f"{st.seconds:.2f}s"
+        f"{st.seconds or 0.0:.2f}s"
     )
     for ov in result.per_oracle:
         shortest = f", shortest {ov.steps} steps" if ov.steps is not None else ""
@@ -408,16 +407,64 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return EXIT_VIOLATION if result.violations else EXIT_NEVER
 
 
+class _Bar:
+    """Compare's progress: a rich bar on a terminal (if rich is installed), else
+    one line at each phase's start and end, so CI logs stay short. Remembers how
+    far each phase got, for the message of an interrupted run."""
+
+    def __init__(self, live: Any = None) -> None:
+        self.live = live
+        self.bars: dict[str, Any] = {}
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        self.seen[what] = done
+        if self.live is not None:
+            if what not in self.bars:
+                self.bars[what] = self.live.add_task(what, total=total)
+            self.live.update(self.bars[what], completed=done)
+        elif done == 0:
+            print(f"{what}: {total} cells", flush=True)
+        elif done == total:
+            print(f"{what}: done", flush=True)
+
+
+@contextmanager
+def _bar() -> Iterator[_Bar]:
+    if sys.stderr.isatty():
+        try:
+            from rich.progress import Progress
+        except ImportError:
+            pass
+        else:
+            with Progress() as live:
+                yield _Bar(live)
+                return
+    yield _Bar()
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import Executor, ProcessPoolExecutor
 
     from mmsim.report import compare
 
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            written = compare(args.out, executor=pool, echo=print)
-    else:
-        written = compare(args.out, echo=print)
+    pool: Executor | None = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
+    with _bar() as progress:
+        try:
+            written = compare(args.out, executor=pool, progress=progress)
+        except KeyboardInterrupt:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            done = ", ".join(f"{n} {what} cells" for what, n in progress.seen.items())
+            print(
+                f"mmsim: interrupted after {done or 'nothing'}; nothing was written "
+                f"(the report under {args.out} is unchanged)",
+                file=sys.stderr,
+            )
+            return 130
+        finally:
+            if pool is not None:
+                pool.shutdown()
     print(f"wrote {len(written)} files under {args.out}")
     return 0
 

@@ -33,6 +33,7 @@ import attrs
 
 __all__ = [
     "HOOKS",
+    "Objection",
     "Ops",
     "Policy",
     "PolicyError",
@@ -88,6 +89,25 @@ HOOKS: dict[str, tuple[bool, str]] = {
 }
 
 
+@attrs.frozen
+class Objection:
+    """A maintainer's objection to a fix, and the report figure that tests it.
+
+    Either a verdict (``scenario``, ``oracle``, on ``fs``): the objection is
+    confirmed when that oracle is not Never for the fix; or a cost (``workload``,
+    ``metric``): confirmed when the fix's mean is above the baseline's (``metric``
+    ``"ending"``: when a run of the fix did not finish).
+    """
+
+    who: str
+    said: str
+    scenario: str = ""
+    oracle: str = ""
+    fs: str = "ext4"
+    workload: str = ""
+    metric: str = ""
+
+
 class Policy:
     """Base class of every policy; override any hook named in :data:`HOOKS`.
 
@@ -104,6 +124,8 @@ class Policy:
     filesystems: ClassVar[tuple[str, ...]] = ()
     #: Why the mechanism applies only to ``filesystems`` (for that error).
     filesystems_why: ClassVar[str] = ""
+    #: What maintainers objected to, each with the figure that tests it.
+    objections: ClassVar[tuple[Objection, ...]] = ()
 
     #: Machine-wide constant: the fingerprint ignores the policy object.
     snapshot_tag: ClassVar[int] = 0
@@ -134,6 +156,7 @@ class Stack:
     status: str = ""
     link: str = ""
     kernel_version: str = ""
+    objections: tuple[Objection, ...] = ()
 
 
 @attrs.define(slots=True, eq=False)

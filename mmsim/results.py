@@ -63,7 +63,8 @@ class SearchStatistics(_Model):
     replays: int
     replayed_steps: int
     max_depth: int
-    seconds: float
+    #: Wall time of the search; None in a report (it would not be reproducible).
+    seconds: float | None
     complete: bool
     cut_by: list[str]
 

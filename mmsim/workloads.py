@@ -331,37 +331,37 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "db-dio",
             "A database: O_DIRECT reads into mmap'd buffers under memory pressure",
-            "Two workers read random table blocks with O_DIRECT into random pages "
-            "of a 128-page MAP_SHARED buffer file (96 page frames: kswapd must "
-            "evict), storing into a buffer after every fourth read; a "
-            "checkpointer fsyncs the buffer file three times.",
+            "Two workers each make 1,000 O_DIRECT reads of random table blocks "
+            "into random pages of a 128-page MAP_SHARED buffer file (96 page "
+            "frames: kswapd must evict), storing into a buffer after every fourth "
+            "read; a checkpointer fsyncs the buffer file three times.",
             _db_dio,
         ),
         Workload(
             "rdma-fsync",
             "A long-lived RDMA registration with periodic fsync",
             "An application registers all 64 pages of a mapped file (long-term "
-            "GUP), the peer RDMA-WRITEs into them 400 times, the application "
-            "fsyncs every 50 writes and deregisters at the end; a logger stores "
-            "into another mapped file meanwhile.",
+            "GUP), the peer RDMA-WRITEs into them 2,000 times, the application "
+            "fsyncs every 250 writes and deregisters at the end; a logger makes "
+            "1,000 stores into another mapped file meanwhile.",
             _rdma_fsync,
         ),
         Workload(
             "mixed",
             "CPU stores, O_DIRECT reads, writeback and reclaim on one file",
-            "Two writers store into random pages of a 128-page mapped file, a "
-            "reader reads O_DIRECT into random pages of it, an fsync follows "
-            "every 200 operations, with 112 frames for the file and its "
-            "neighbours.",
+            "Two writers make 1,000 stores each into random pages of a 128-page "
+            "mapped file, a reader makes 500 O_DIRECT reads into random pages of "
+            "it, an fsync follows every 500 operations, with 112 page frames.",
             _mixed,
         ),
         Workload(
             "truncate-heavy",
             "Hole punches and truncates against stores and O_DIRECT reads",
-            "A writer and an O_DIRECT reader work on a mapped 64-page file while "
-            "a puncher punches 100 holes in it; eight scratch files are written "
-            "through their mappings, read into with O_DIRECT and truncated to 0; "
-            "a log file allocates new blocks, reusing the freed ones.",
+            "A writer (1,000 stores) and an O_DIRECT reader (500 reads) work on a "
+            "mapped 64-page file while a puncher punches 300 holes in it; 16 "
+            "scratch files are written through their mappings, read into with "
+            "O_DIRECT and truncated to 0; a log file allocates 128 new blocks, "
+            "reusing the freed ones.",
             _truncate_heavy,
         ),
     )

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mmsim.dax import dax_layout_busy_page
-from mmsim.policy import Policy
+from mmsim.policy import Objection, Policy
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -51,6 +51,15 @@ class DaxBreakLayouts(Policy):
     filesystems = ("dax",)
     filesystems_why = (
         "dax_layout_busy_page looks at fs-dax pages; a page cache has none"
+    )
+    objections = (
+        Objection(
+            who="the fs-dax ban's stated cost (no named objector in our notes)",
+            said="the wait is unbounded with long-term pins, hence the ban: RDMA on fs-dax is refused",
+            scenario="dax/002",
+            oracle="pin-refused",
+            fs="dax",
+        ),
     )
 
     def break_layouts(self, nxt: Any, k: Kernel, inode: Inode) -> Path:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mmsim.policy import Objection
 from mmsim.strategies._gup_count import GupCounting, gup_count
 
 if TYPE_CHECKING:
@@ -42,6 +43,27 @@ class DeferRelease(GupCounting):
     link = "https://lore.kernel.org/linux-mm/CAPcyv4grBxGs0cnFVyRx29t0xhG5EBTy_nP=qhsVh5=8nusNsw@mail.gmail.com/"
     kernel_version = "v4.15 + proposal"
     count_key = KEY
+    objections = (
+        Objection(
+            who="Jan Kara, 4 Jan 2018",
+            said="reclaim is only the symptom: the page is still dirtied without ->page_mkwrite",
+            scenario="dio/002",
+            oracle="dirty-without-mkwrite",
+        ),
+        Objection(
+            who="Jan Kara, 4 Jan 2018",
+            said="truncate and hole punch still strip the buffers: the data is lost",
+            scenario="dio/004",
+            oracle="lost-write",
+        ),
+        Objection(
+            who="Jan Kara, 4 Jan 2018",
+            said="on a COW filesystem that dirtying has no space reserved",
+            scenario="cow/001",
+            oracle="unreserved-writeback",
+            fs="cow",
+        ),
+    )
 
     def try_to_release_page(self, nxt: Any, k: Kernel, page: Page) -> bool:
         if gup_count(page, KEY):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mmsim.policy import Policy
+from mmsim.policy import Objection, Policy
 
 if TYPE_CHECKING:
     from mmsim.machine import Kernel
@@ -37,6 +37,14 @@ class Ext4WarnAndDrop(Policy):
     status = "merged v5.18 (cc5095747edf), stable 4.19+"
     link = "https://lore.kernel.org/r/YiDS9wVfq4mM2jGK@mit.edu"
     kernel_version = "v5.18"
+    objections = (
+        Objection(
+            who="Dave Chinner, Feb 2022",
+            said="a warning is not enough: it still indicates silent data corruption",
+            scenario="dio/001",
+            oracle="lost-write",
+        ),
+    )
 
     def ext4_page_buffers(
         self, nxt: Any, k: Kernel, page: Page, where: str

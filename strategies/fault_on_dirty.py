@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmsim.filemap import lock_page, unlock_page
 from mmsim.page_writeback import set_page_dirty
-from mmsim.policy import Policy
+from mmsim.policy import Objection, Policy
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -48,6 +48,33 @@ class FaultOnDirty(Policy):
     kernel_version = "v4.15 + proposal"
     filesystems = ("ext4", "iomap", "cow")
     filesystems_why = "fs-dax has no page cache and no dirty pages to prepare"
+    objections = (
+        Objection(
+            who="Jan Kara, Jan 2018",
+            said="data written by the GUP user is still lost if someone punched a hole under the buffer",
+            scenario="dio/004",
+            oracle="lost-write",
+        ),
+        Objection(
+            who="Jan Kara, Jan 2024",
+            said="set_page_dirty may be called in softirq context, where buffers cannot be reconstructed",
+            scenario="drv/002",
+            oracle="kernel-bug",
+        ),
+        Objection(
+            who="Jan Kara, Jan 2018",
+            said="it is expensive: a ->page_mkwrite at every completion",
+            workload="db-dio",
+            metric="sim_ms",
+        ),
+        Objection(
+            who="the 2018 thread (unattributed in our notes)",
+            said="the reservation can fail with ENOSPC after the I/O reported success",
+            scenario="enospc/001",
+            oracle="lost-write",
+            fs="cow",
+        ),
+    )
 
     def set_page_dirty_lock(self, nxt: Any, k: Kernel, page: Page) -> Path:
         yield from lock_page(k, page)

@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mmsim.gup import FOLL_LONGTERM
+from mmsim.policy import Objection
 from mmsim.strategies._gup_count import GupCounting, gup_count
 
 if TYPE_CHECKING:
@@ -55,6 +56,20 @@ class LayoutLease(GupCounting):
     kernel_version = "v5.3 + RFC"
     count_key = KEY
     longterm_only = True
+    objections = (
+        Objection(
+            who="Dan Williams, 2019",
+            said="EBUSY is a horrible status code: truncate fails under a registration",
+            scenario="rdma/002",
+            oracle="request-refused",
+        ),
+        Objection(
+            who="mmsim (a question the thread did not ask)",
+            said="it binds long-term pinners only: a short DIO pin still loses data to truncate",
+            scenario="dio/006",
+            oracle="lost-write",
+        ),
+    )
 
     def check_vma_flags(self, nxt: Any, k: Kernel, vma: Vma, flags: int) -> int:
         if flags & FOLL_LONGTERM and vma.mapping.a_ops.dax:

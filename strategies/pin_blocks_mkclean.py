@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mmsim.policy import Objection
 from mmsim.strategies._gup_count import GupCounting, gup_count
 
 if TYPE_CHECKING:
@@ -47,6 +48,26 @@ class PinBlocksMkclean(GupCounting):
     kernel_version = "v4.15 + proposal"
     count_key = KEY
     writes_only = True
+    objections = (
+        Objection(
+            who="Jan Kara, Jan 2018",
+            said="Indefinite sleep is really a no-go: long-term users stall writeback and fsync for ever",
+            scenario="rdma/001",
+            oracle="deadlock",
+        ),
+        Objection(
+            who="Jan Kara, Jan 2018",
+            said="repeated short pins are a denial of service for fsync",
+            scenario="dio/005",
+            oracle="deadlock",
+        ),
+        Objection(
+            who="Jan Kara, Jan 2018",
+            said="repeated short pins (a database's O_DIRECT into its buffers) stall it",
+            workload="db-dio",
+            metric="ending",
+        ),
+    )
 
     def clear_page_dirty_for_io(
         self, nxt: Any, k: Kernel, page: Page, wbc: WritebackControl
@@ -69,6 +90,20 @@ class PinBlocksMkcleanPrelock(GupCounting):
     kernel_version = "v4.15 + proposal"
     count_key = KEY
     writes_only = True
+    objections = (
+        Objection(
+            who="Jan Kara, Jan 2018",
+            said="repeated short pins are a denial of service for writeback",
+            scenario="dio/005",
+            oracle="starvation",
+        ),
+        Objection(
+            who="Jan Kara, Jan 2018",
+            said="Indefinite sleep is really a no-go with long-term users",
+            scenario="rdma/001",
+            oracle="deadlock",
+        ),
+    )
 
     def writeback_before_lock(
         self, nxt: Any, k: Kernel, page: Page, wbc: WritebackControl

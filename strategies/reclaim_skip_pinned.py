@@ -34,7 +34,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mmsim.gup import page_maybe_dma_pinned
-from mmsim.policy import Policy
+from mmsim.policy import Objection, Policy
 
 if TYPE_CHECKING:
     from mmsim.machine import Kernel
@@ -49,6 +49,20 @@ class ReclaimSkipPinned(Policy):
     status = "merged v6.4"
     link = "https://lore.kernel.org/r/20230428124140.30166-1-jack@suse.cz"
     kernel_version = "v6.4"
+    objections = (
+        Objection(
+            who="Jan Kara, Apr 2023",
+            said="writeback still cleans the page mid-DIO and completion re-dirties it without ->page_mkwrite",
+            scenario="dio/002",
+            oracle="dirty-without-mkwrite",
+        ),
+        Objection(
+            who="Jan Kara, Apr 2023",
+            said="truncate still invalidates the page under the pin",
+            scenario="dio/004",
+            oracle="lost-write",
+        ),
+    )
 
     def reclaim_keep_pinned(self, nxt: Any, k: Kernel, page: Page) -> bool:
         return page_maybe_dma_pinned(page) or bool(nxt(k, page))

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mmsim.policy import Policy
+from mmsim.policy import Objection, Policy
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -55,6 +55,26 @@ class RefcountIdleWakeup(Policy):
     filesystems_why = (
         "on fs-dax the idle wait is dax-break-layouts, which exists; this is its "
         "page-cache twin"
+    )
+    objections = (
+        Objection(
+            who="Jan Kara, 4 Jan 2018",
+            said="a plain refcount cannot tell GUP from transient references, so waits are spurious or endless",
+            scenario="dio/001",
+            oracle="deadlock",
+        ),
+        Objection(
+            who="Jan Kara, 4 Jan 2018",
+            said="page references are of no use here: the races need only writeback",
+            scenario="dio/002",
+            oracle="dirty-without-mkwrite",
+        ),
+        Objection(
+            who="Jan Kara, Jan 2018",
+            said="indefinite sleep is a no-go with long-term users",
+            scenario="rdma/001",
+            oracle="deadlock",
+        ),
     )
 
     def writeback_before_lock(

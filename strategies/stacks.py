@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from mmsim.policy import Stack
+from mmsim.policy import Objection, Stack
 from mmsim.strategies.dio_pin import DioPin
 from mmsim.strategies.ext4_warn_and_drop import Ext4WarnAndDrop
 from mmsim.strategies.foll_pin import FollPin
@@ -30,6 +30,14 @@ UPSTREAM_5_18 = Stack(
     status="merged",
     link="https://lore.kernel.org/r/YiDS9wVfq4mM2jGK@mit.edu",
     kernel_version="v5.18",
+    objections=(
+        Objection(
+            who="Dave Chinner, Feb 2022",
+            said="warn-and-drop still loses the data of a FOLL_GET user",
+            scenario="drv/001",
+            oracle="lost-write",
+        ),
+    ),
 )
 
 UPSTREAM_6_4 = Stack(
@@ -39,6 +47,20 @@ UPSTREAM_6_4 = Stack(
     status="merged",
     link="https://lore.kernel.org/r/20230428124140.30166-1-jack@suse.cz",
     kernel_version="v6.4",
+    objections=(
+        Objection(
+            who="Jan Kara, Apr 2023",
+            said="writeback still cleans the page mid-DIO and completion re-dirties it (race B)",
+            scenario="dio/002",
+            oracle="dirty-without-mkwrite",
+        ),
+        Objection(
+            who="FOLL_PIN's documented limit (v5.6)",
+            said="FOLL_GET users stay invisible: drivers not converted still lose writes",
+            scenario="drv/001",
+            oracle="lost-write",
+        ),
+    ),
 )
 
 UPSTREAM_6_5 = Stack(
@@ -48,4 +70,18 @@ UPSTREAM_6_5 = Stack(
     status="merged",
     link="https://lore.kernel.org/r/f7533317ee29a1a4aa54afe0002367a4cd288a1d.1683067198.git.lstoakes@gmail.com",
     kernel_version="v6.5",
+    objections=(
+        Objection(
+            who="the v6.5 ban's stated cost (no named objector in our notes)",
+            said="it breaks RDMA, io_uring and KVM uses on MAP_SHARED files",
+            scenario="rdma/001",
+            oracle="pin-refused",
+        ),
+        Objection(
+            who="the v6.5 ban's stated cost (no named objector in our notes)",
+            said="it breaks RDMA, io_uring and KVM uses on MAP_SHARED files",
+            workload="rdma-fsync",
+            metric="refused_efault",
+        ),
+    ),
 )

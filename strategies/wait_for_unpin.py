@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmsim.fs import SyncMode
 from mmsim.gup import page_maybe_dma_pinned
-from mmsim.policy import Stack
+from mmsim.policy import Objection, Stack
 from mmsim.strategies._gup_count import GupCounting, gup_count
 from mmsim.strategies.dio_pin import DioPin
 from mmsim.strategies.foll_pin import FollPin
@@ -82,4 +82,30 @@ WAIT_FOR_UNPIN = Stack(
     status=WaitForUnpin.status,
     link=WaitForUnpin.link,
     kernel_version=WaitForUnpin.kernel_version,
+    objections=(
+        Objection(
+            who="Jan Kara, Feb 2023",
+            said="repeated short pins give a denial of service",
+            scenario="dio/005",
+            oracle="starvation",
+        ),
+        Objection(
+            who="Jan Kara, Feb 2023",
+            said="failing fsync breaks 'RDMA into an mmaped file, keep the registration, fsync'",
+            scenario="rdma/001",
+            oracle="request-refused",
+        ),
+        Objection(
+            who="page_maybe_dma_pinned()'s own comment, v5.7",
+            said="page_maybe_dma_pinned has false positives: 1024 ordinary references are waited for as a pin",
+            scenario="ref/001",
+            oracle="deadlock",
+        ),
+        Objection(
+            who="Jan Kara, Feb 2023",
+            said="writeback waits on every short pin",
+            workload="db-dio",
+            metric="pin_wait_us",
+        ),
+    ),
 )

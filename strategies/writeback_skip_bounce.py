@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from mmsim.fs import SyncMode
 from mmsim.gup import page_maybe_dma_pinned
 from mmsim.page_writeback import set_page_dirty
-from mmsim.policy import Policy, Stack
+from mmsim.policy import Objection, Policy, Stack
 from mmsim.strategies.dio_pin import DioPin
 from mmsim.strategies.foll_pin import FollPin
 from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
@@ -93,4 +93,19 @@ WRITEBACK_SKIP_BOUNCE = Stack(
     status=WritebackSkipBounce.status,
     link=WritebackSkipBounce.link,
     kernel_version=WritebackSkipBounce.kernel_version,
+    objections=(
+        Objection(
+            who="Christoph Hellwig, Feb 2023",
+            said="the bounce code really needs to go away: it copies pages",
+            workload="db-dio",
+            metric="bounce_bytes",
+        ),
+        Objection(
+            who="Dave Chinner, Feb 2023",
+            said="delalloc and COW filesystems need every dirtying to reserve space at a clean-to-dirty transition",
+            scenario="cow/001",
+            oracle="unreserved-writeback",
+            fs="cow",
+        ),
+    ),
 )
