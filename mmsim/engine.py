@@ -29,6 +29,7 @@ from __future__ import annotations
 import dis
 import enum
 import functools
+import gc
 import sys
 import types
 import zlib
@@ -510,6 +511,12 @@ class Machine:
         self.current = task
         task.wait = None
         task.pos = None
+        # The garbage collector may finalise another machine's suspended
+        # generator mid-step; under the profiler its GeneratorExit would show up
+        # as calls in this task's trace, differently from run to run.
+        collect = self.tracing and gc.isenabled()
+        if collect:
+            gc.disable()
         if self.tracing:
             self._begin_trace(task)
         try:
@@ -525,6 +532,8 @@ class Machine:
         finally:
             if self._profiler is not None:
                 self._profiler.stop()
+            if collect:
+                gc.enable()
         self.steps += 1
         if task.wait is not None and task.context != "process":
             # Only process context may sleep: "BUG: sleeping function called from
