@@ -12,6 +12,7 @@ model's modules are named after the kernel files they model).
 from __future__ import annotations
 
 from pathlib import Path as _Path
+from typing import TYPE_CHECKING, Any
 
 # In a source checkout strategies/ sits beside mmsim/ (an install puts it inside,
 # as mmsim.strategies); let ``mmsim.strategies`` resolve the same way in both.
@@ -22,26 +23,64 @@ if (
 ):
     __path__.append(str(_here.parent))
 
-from mmsim._api import ReplayError as ReplayError  # noqa: E402
-from mmsim._api import check as check  # noqa: E402
-from mmsim._api import cost as cost  # noqa: E402
-from mmsim._api import replay_counterexample as replay_counterexample  # noqa: E402
-from mmsim.cost_model import CostModel as CostModel  # noqa: E402
-from mmsim.engine import Oracle as Oracle  # noqa: E402
-from mmsim.explorer import Bounds as Bounds  # noqa: E402
-from mmsim.explorer import Verdict as Verdict  # noqa: E402
-from mmsim.explorer import explore as explore  # noqa: E402
-from mmsim.machine import Kernel as Kernel  # noqa: E402
-from mmsim.oracles import ORACLES as ORACLES  # noqa: E402
-from mmsim.policy import Objection as Objection  # noqa: E402
-from mmsim.policy import Policy as Policy  # noqa: E402
-from mmsim.policy import Stack as Stack  # noqa: E402
-from mmsim.results import CheckResult as CheckResult  # noqa: E402
-from mmsim.results import CostResult as CostResult  # noqa: E402
-from mmsim.results import CounterexampleFile as CounterexampleFile  # noqa: E402
-from mmsim.results import load_counterexample as load_counterexample  # noqa: E402
-from mmsim.scenarios import SCENARIOS as SCENARIOS  # noqa: E402
-from mmsim.workloads import WORKLOADS as WORKLOADS  # noqa: E402
+# The public names, by the module that defines them. They are imported on first
+# use (PEP 562), so ``import mmsim`` and the command line stay fast: pydantic's
+# models are built only when something needs them.
+_PUBLIC = {
+    "ReplayError": "mmsim._api",
+    "check": "mmsim._api",
+    "cost": "mmsim._api",
+    "replay_counterexample": "mmsim._api",
+    "CostModel": "mmsim.cost_model",
+    "Oracle": "mmsim.engine",
+    "Bounds": "mmsim.explorer",
+    "Verdict": "mmsim.explorer",
+    "explore": "mmsim.explorer",
+    "Kernel": "mmsim.machine",
+    "ORACLES": "mmsim.oracles",
+    "Objection": "mmsim.policy",
+    "Policy": "mmsim.policy",
+    "Stack": "mmsim.policy",
+    "CheckResult": "mmsim.results",
+    "CostResult": "mmsim.results",
+    "CounterexampleFile": "mmsim.results",
+    "load_counterexample": "mmsim.results",
+    "SCENARIOS": "mmsim.scenarios",
+    "WORKLOADS": "mmsim.workloads",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mmsim' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
+
+if TYPE_CHECKING:
+    from mmsim._api import ReplayError, check, cost, replay_counterexample
+    from mmsim.cost_model import CostModel
+    from mmsim.engine import Oracle
+    from mmsim.explorer import Bounds, Verdict, explore
+    from mmsim.machine import Kernel
+    from mmsim.oracles import ORACLES
+    from mmsim.policy import Objection, Policy, Stack
+    from mmsim.results import (
+        CheckResult,
+        CostResult,
+        CounterexampleFile,
+        load_counterexample,
+    )
+    from mmsim.scenarios import SCENARIOS
+    from mmsim.workloads import WORKLOADS
 
 __version__ = "0.1.0"
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from mmsim.cost_model import CostModel, load_cost_model
-from mmsim.diagram import render
+import attrs
+
 from mmsim.engine import Machine, Violation
 from mmsim.explorer import Bounds, SearchStats, explore, settle
 from mmsim.machine import Kernel
@@ -17,16 +19,21 @@ from mmsim.results import (
     CheckResult,
     CostResult,
     CounterexampleFile,
+    Coverage,
     OracleVerdict,
     SearchStatistics,
     Spread,
     Step,
     ViolationRecord,
 )
-from mmsim.scenario_spec import FILESYSTEMS, build
+from mmsim.scenario_spec import FILESYSTEMS, ScenarioSpec, build
 from mmsim.scenarios import ScenarioError, get_scenario
 
+if TYPE_CHECKING:
+    from mmsim.cost_model import CostModel
+
 __all__ = [
+    "MachineFactory",
     "ReplayError",
     "check",
     "cost",
@@ -41,6 +48,43 @@ class ReplayError(ValueError):
     """A counterexample does not replay to the violation it records."""
 
 
+@attrs.frozen
+class MachineFactory:
+    """Builds fresh machines for one cell: a scenario (with its parameters) under
+    a policy on a filesystem, judged by a set of oracles.
+
+    Picklable (names, not objects), so a search can send it to worker processes
+    or a cluster; each process resolves the names once and then builds machines
+    from the validated spec without validating again (the inner loop).
+    """
+
+    scenario: str
+    policy: str
+    fs: str
+    #: Every oracle in force: the scenario's (or the chosen) and the always-on.
+    oracles: tuple[str, ...]
+    params: tuple[tuple[str, int], ...] = ()
+    tracing: bool = False
+
+    def __call__(self) -> Kernel:
+        parts = _RESOLVED.get(self)
+        if parts is None:
+            sc = get_scenario(self.scenario, dict(self.params))
+            parts = _RESOLVED[self] = (
+                sc,
+                load_policy(self.policy),
+                make_oracles(list(self.oracles)),
+            )
+        sc, policies, oracles = parts
+        k = build(sc, policies, self.fs)
+        k.install_oracles(oracles)
+        k.tracing = self.tracing
+        return k
+
+
+_RESOLVED: dict[MachineFactory, tuple[ScenarioSpec, tuple[Policy, ...], list[Any]]] = {}
+
+
 def machine_factory(
     scenario: str,
     policy: str = "baseline",
@@ -48,12 +92,13 @@ def machine_factory(
     fs: str | None = None,
     oracles: list[str] | None = None,
     tracing: bool = False,
-) -> tuple[Callable[[], Kernel], str, list[str]]:
+    params: dict[str, int] | None = None,
+) -> tuple[MachineFactory, str, list[str]]:
     """Resolve names into a machine builder; returns (builder, fs, oracle ids).
 
     Raises ScenarioError, PolicyError or OracleError with a one-line message.
     """
-    sc = get_scenario(scenario)
+    sc = get_scenario(scenario, params)
     policies = load_policy(policy)
     chosen = fs or sc.filesystems[0]
     if chosen not in FILESYSTEMS:
@@ -67,15 +112,15 @@ def machine_factory(
     _check_applies(policy, policies, chosen)
     ids = list(oracles) if oracles else list(sc.oracles)
     make_oracles(ids)  # validate now, not in the first replay
-
     judged = ids + [o for o in ALWAYS_ON if o not in ids]
-
-    def make() -> Kernel:
-        k = build(sc, policies, chosen)
-        k.install_oracles(make_oracles(judged))
-        k.tracing = tracing
-        return k
-
+    make = MachineFactory(
+        scenario,
+        policy,
+        chosen,
+        tuple(judged),
+        tuple(sorted((params or {}).items())),
+        tracing,
+    )
     return make, chosen, ids
 
 
@@ -107,6 +152,7 @@ def cost(
     ``WorkloadError``, ``PolicyError`` or ``CostModelError`` (``cost_model``
     may be a TOML file's path) with a one-line message.
     """
+    from mmsim.cost_model import CostModel, load_cost_model
     from mmsim.timed import run_timed
     from mmsim.vmstat import metrics
     from mmsim.workloads import WorkloadError, get_workload
@@ -168,13 +214,19 @@ def cost(
 
 def _command(
     scenario: str,
+    params: dict[str, int],
     policy: str,
     fs: str,
     oracles: list[str],
     default: list[str],
     bounds: Bounds,
+    symmetry: bool,
+    stop_on_first: bool,
 ) -> str:
-    cmd = ["mmsim", "check", scenario, "--policy", policy, "--fs", fs]
+    cmd = ["mmsim", "check", scenario]
+    for key, value in sorted(params.items()):
+        cmd += ["--param", f"{key}={value}"]
+    cmd += ["--policy", policy, "--fs", fs]
     if oracles != default:
         for o in oracles:
             cmd += ["--oracle", o]
@@ -182,6 +234,10 @@ def _command(
         cmd += ["--max-steps", str(bounds.max_steps)]
     if bounds.preemption_bound is not None:
         cmd += ["--preemption-bound", str(bounds.preemption_bound)]
+    if not symmetry:
+        cmd += ["--no-symmetry"]
+    if stop_on_first:
+        cmd += ["--first"]
     return shlex.join(cmd)
 
 
@@ -191,29 +247,54 @@ def check(
     *,
     fs: str | None = None,
     oracles: list[str] | None = None,
+    params: dict[str, int] | None = None,
+    goals: list[str] | None = None,
     max_steps: int | None = 400,
     preemption_bound: int | None = None,
     max_time: float | None = None,
     max_states: int | None = None,
+    max_memory: float | None = None,
     stop_on_first: bool = False,
+    symmetry: bool = True,
+    executor: Executor | None = None,
+    checkpoint: Path | None = None,
+    resume: Path | None = None,
     diagram: bool = True,
     progress: Callable[[SearchStats], None] | None = None,
 ) -> CheckResult:
     """Explore every interleaving of ``scenario`` under ``policy``.
 
     Returns the verdict (Never / Sometimes / Always, or Unknown when a bound cut a
-    search that found nothing), the statistics, and the shortest counterexample
-    found, drawn as a race diagram. Raises ``ScenarioError``, ``PolicyError`` or
-    ``OracleError`` for unknown names.
+    search that found nothing), the statistics, the shortest counterexample
+    found, drawn as a race diagram, and the coverage (steps never reached,
+    reachability goals met). ``params`` sizes a scenario that takes parameters
+    (``{"readers": 2}``); ``goals`` adds reachability goals to the scenario's.
+    ``executor`` expands the search's states on a process pool or a cluster
+    (same result). With ``checkpoint``, an interrupted or budget-cut search
+    saves itself there; ``resume`` continues one. Raises ``ScenarioError``,
+    ``PolicyError``, ``OracleError`` or ``CheckpointError`` with a one-line
+    message.
     """
-    make, fs, ids = machine_factory(scenario, policy, fs=fs, oracles=oracles)
+    make, fs, ids = machine_factory(
+        scenario, policy, fs=fs, oracles=oracles, params=params
+    )
     bounds = Bounds(
         max_steps=max_steps,
         preemption_bound=preemption_bound,
         max_time=max_time,
         max_states=max_states,
+        max_memory=max_memory,
     )
-    result = explore(make, bounds, stop_on_first=stop_on_first, progress=progress)
+    result = explore(
+        make,
+        bounds,
+        stop_on_first=stop_on_first,
+        symmetry=symmetry,
+        executor=executor,
+        progress=progress,
+        checkpoint=checkpoint,
+        resume=resume,
+    )
     st = result.stats
     stats = SearchStatistics(
         states=st.states,
@@ -227,6 +308,8 @@ def check(
         seconds=st.seconds,
         complete=st.complete,
         cut_by=list(st.cut_by),
+        symmetry=symmetry,
+        collision_bound=st.collision_bound,
     )
     per_oracle = [
         OracleVerdict(
@@ -243,9 +326,7 @@ def check(
     picture = None
     if result.counterexample is not None:
         shown = result.counterexample
-        traced, _, _ = machine_factory(
-            scenario, policy, fs=fs, oracles=ids, tracing=True
-        )
+        traced = attrs.evolve(make, tracing=True)
         m = _run(traced, list(shown.schedule), at_end=shown.at_end)
         v = shown.violation
         if not any(x.oracle == v.oracle for x in m.violations):
@@ -260,6 +341,7 @@ def check(
             m.record(None, "violation", f"{v.oracle}: {v.message}")
         cex = CounterexampleFile(
             scenario=scenario,
+            params=dict(params or {}),
             policy=policy,
             fs=fs,
             oracles=ids,
@@ -268,10 +350,18 @@ def check(
             at_end=shown.at_end,
         )
         if diagram:
+            from mmsim.diagram import render
+
             picture = render(m)
-    sc = get_scenario(scenario)
+    sc = get_scenario(scenario, params)
+    wanted = list(dict.fromkeys([*sc.goals, *(goals or [])]))
+    coverage = Coverage(
+        unreached=[f"{u.function} ({u.file}:{u.line})" for u in result.unreached],
+        goals={g: g in result.events for g in wanted},
+    )
     return CheckResult(
         scenario=scenario,
+        params=dict(params or {}),
         policy=policy,
         fs=fs,
         oracles=ids,
@@ -280,7 +370,18 @@ def check(
         per_oracle=per_oracle,
         counterexample=cex,
         diagram=picture,
-        command=_command(scenario, policy, fs, ids, list(sc.oracles), bounds),
+        coverage=coverage,
+        command=_command(
+            scenario,
+            dict(params or {}),
+            policy,
+            fs,
+            ids,
+            list(sc.oracles),
+            bounds,
+            symmetry,
+            stop_on_first,
+        ),
     )
 
 
@@ -333,7 +434,12 @@ def replay_counterexample(
     called after each step (the CLI prints the trace).
     """
     make, _, _ = machine_factory(
-        cex.scenario, cex.policy, fs=cex.fs, oracles=cex.oracles, tracing=True
+        cex.scenario,
+        cex.policy,
+        fs=cex.fs,
+        oracles=cex.oracles,
+        tracing=True,
+        params=cex.params,
     )
     m = _run(make, cex.schedule, on_step, at_end=cex.at_end)
     want = cex.violation.oracle
@@ -350,7 +456,12 @@ def traced_counterexample(cex: CounterexampleFile) -> Machine:
     the recorded one closes the trace instead.
     """
     make, _, _ = machine_factory(
-        cex.scenario, cex.policy, fs=cex.fs, oracles=cex.oracles, tracing=True
+        cex.scenario,
+        cex.policy,
+        fs=cex.fs,
+        oracles=cex.oracles,
+        tracing=True,
+        params=cex.params,
     )
     m = _run(make, cex.schedule, at_end=cex.at_end)
     v = cex.violation

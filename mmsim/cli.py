@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
+
+import attrs
 
 __all__ = ["main"]
 
@@ -40,6 +43,10 @@ MODEL_MODULES = [
     "mmsim.umem",
     "mmsim.vmscan",
 ]
+
+
+class _BadInput(ValueError):
+    """Options that do not go together (a one-line error, exit 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,9 +85,81 @@ def _parser() -> argparse.ArgumentParser:
         help="stop after this much wall time (the result says so)",
     )
     c.add_argument(
+        "--param",
+        action="append",
+        default=None,
+        type=_param,
+        metavar="KEY=N",
+        help="size a scenario that takes parameters, e.g. readers=2 (repeatable)",
+    )
+    c.add_argument(
+        "--goal",
+        action="append",
+        default=None,
+        metavar="EVENT",
+        help="a tracepoint or vmstat counter some run must reach, or the verdict "
+        "is flagged (repeatable; adds to the scenario's goals)",
+    )
+    c.add_argument(
         "--first",
         action="store_true",
-        help="stop at the first violation instead of finding the shortest",
+        help="stop at the first violation (breadth first: one of the shortest)",
+    )
+    c.add_argument(
+        "--strategy",
+        choices=["exhaustive", "random", "pct", "swarm", "portfolio"],
+        default="exhaustive",
+        help="exhaustive search (default), or a sampler for scenarios too large "
+        "to exhaust: it can find a violation, never prove there is none",
+    )
+    c.add_argument(
+        "--runs", type=_positive, default=10_000, help="a sampler's most runs"
+    )
+    c.add_argument(
+        "--seed",
+        type=_natural,
+        default=None,
+        help="a sampler's seed (default: drawn, and printed)",
+    )
+    c.add_argument(
+        "--pct-depth", type=_positive, default=2, help="PCT's bug depth (default 2)"
+    )
+    c.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        help="expand the search's states in N processes (same verdicts and states)",
+    )
+    c.add_argument(
+        "--no-symmetry",
+        action="store_true",
+        help="do not merge states that differ by a permutation of identical tasks",
+    )
+    c.add_argument(
+        "--max-memory",
+        type=float,
+        default=None,
+        metavar="MIB",
+        help="stop once the search holds this much memory (the result says so)",
+    )
+    c.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="on Ctrl-C or a budget cut, save the search to FILE",
+    )
+    c.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="continue a search saved with --checkpoint",
+    )
+    c.add_argument(
+        "--coverage",
+        action="store_true",
+        help="list the steps of the entered kernel functions no run took",
     )
     c.add_argument(
         "--json",
@@ -136,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.cpu_count() or 1,
         help="judge cells in N processes (default: one per CPU); the report is the same",
     )
+    _fuzz_parser(sub)
     return p
 
 
@@ -163,6 +243,13 @@ def _scale(text: str) -> float:
     if not 0 < value <= 100:
         raise argparse.ArgumentTypeError(f"must be in (0, 100], not {text}")
     return value
+
+
+def _param(text: str) -> tuple[str, int]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=N, not {text!r}")
+    return key, _positive(value)
 
 
 def _natural(text: str) -> int:
@@ -209,24 +296,35 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    if args.strategy != "exhaustive":
+        return _cmd_sample(args)
     from mmsim._api import check
     from mmsim.oracles import ALWAYS_ON
 
-    with _progress() as progress:
+    with _progress() as progress, _executor(args.jobs) as executor:
         result = check(
             args.scenario,
             args.policy,
             fs=args.fs,
             oracles=args.oracle,
+            params=dict(args.param or []),
+            goals=args.goal,
             max_steps=args.max_steps,
             preemption_bound=args.preemption_bound,
             max_time=args.max_time,
+            max_memory=args.max_memory,
             stop_on_first=args.first,
+            symmetry=not args.no_symmetry,
+            executor=executor,
+            checkpoint=args.checkpoint,
+            resume=args.resume,
             diagram=not args.no_diagram,
             progress=progress,
         )
     st = result.stats
-    print(f"{result.scenario} under {result.policy} on {result.fs}: {result.verdict}")
+    print(
+        f"{_cell_name(result)} under {result.policy} on {result.fs}: {result.verdict}"
+    )
     print(f"  oracles: {', '.join(result.oracles)} (always: {', '.join(ALWAYS_ON)})")
     scope = "complete" if st.complete else f"cut by {', '.join(st.cut_by)}"
     print(
@@ -234,10 +332,24 @@ def _cmd_check(args: argparse.Namespace) -> int:
         f"{st.executions:,} executions, max depth {st.max_depth}, {scope}, "
         f"{st.seconds or 0.0:.2f}s"
     )
+    if args.checkpoint is not None and not st.complete and args.checkpoint.exists():
+        print(f"  checkpoint: {args.checkpoint} (continue with --resume)")
     for ov in result.per_oracle:
         shortest = f", shortest {ov.steps} steps" if ov.steps is not None else ""
         kind = "regression " if ov.regression else ""
         print(f"  {kind}{ov.oracle}: {ov.verdict}{shortest}")
+    cov = result.coverage
+    for goal, met in cov.goals.items():
+        print(f"  goal {goal}: {'reached' if met else 'NEVER REACHED'}")
+    if cov.unmet and result.verdict == "Never":
+        print(
+            "  warning: a reachability goal was never reached, so this Never may "
+            "be vacuous (the scenario may not exercise what it means to)"
+        )
+    print(f"  steps never reached: {len(cov.unreached)}")
+    if args.coverage:
+        for where in cov.unreached:
+            print(f"    {where}")
     cex = result.counterexample
     if cex is not None:
         what = "shortest counterexample"
@@ -256,7 +368,92 @@ def _cmd_check(args: argparse.Namespace) -> int:
     print(f"  reproduce: {result.command}")
     if result.verdict in ("Sometimes", "Always"):
         return EXIT_VIOLATION
-    return EXIT_NEVER if result.verdict == "Never" else EXIT_UNKNOWN
+    if result.verdict == "Never" and not cov.unmet:
+        return EXIT_NEVER
+    return EXIT_UNKNOWN
+
+
+def _cell_name(result: Any) -> str:
+    params = ",".join(f"{k}={v}" for k, v in sorted(result.params.items()))
+    return f"{result.scenario}[{params}]" if params else str(result.scenario)
+
+
+@contextmanager
+def _executor(jobs: int) -> Iterator[Any]:
+    """A process pool of ``jobs`` workers, or None (in this process) for one."""
+    if jobs <= 1:
+        yield None
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs) as pool:
+        yield pool
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    """``check --strategy random|pct|swarm|portfolio``: sample runs until a violation."""
+    import random
+
+    from mmsim._api import machine_factory
+    from mmsim.diagram import render
+    from mmsim.sampling import sample
+
+    for flag, given in (
+        ("--jobs", args.jobs != 1),
+        ("--checkpoint", args.checkpoint is not None),
+        ("--resume", args.resume is not None),
+        ("--preemption-bound", args.preemption_bound is not None),
+    ):
+        if given:
+            raise _BadInput(f"{flag} applies to the exhaustive search only")
+    seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(32)
+    params = dict(args.param or [])
+    make, fs, _ = machine_factory(
+        args.scenario, args.policy, fs=args.fs, oracles=args.oracle, params=params
+    )
+    res = sample(
+        make,
+        args.strategy,
+        seed=seed,
+        max_runs=args.runs,
+        max_steps=args.max_steps,
+        depth=args.pct_depth,
+    )
+    name = args.scenario + (
+        "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]"
+        if params
+        else ""
+    )
+    print(f"{name} under {args.policy} on {fs}: {args.strategy} sampling, seed {seed}")
+    cmd = ["mmsim", "check", args.scenario, "--policy", args.policy, "--fs", fs]
+    for key, value in sorted(params.items()):
+        cmd += ["--param", f"{key}={value}"]
+    cmd += ["--strategy", args.strategy, "--seed", str(seed), "--runs", str(args.runs)]
+    if args.strategy == "pct":
+        cmd += ["--pct-depth", str(args.pct_depth)]
+    cex = res.counterexample
+    if cex is None:
+        print(f"  no violation in {res.runs:,} runs ({res.steps:,} steps): Unknown")
+        if res.bound is not None:
+            print(
+                f"  PCT bound: a bug of depth {res.depth} would be missed with "
+                f"probability at most {res.bound:.3g}"
+            )
+        print(f"  reproduce: {shlex.join(cmd)}")
+        return EXIT_UNKNOWN
+    by = f" (by {res.found_by})" if args.strategy == "portfolio" else ""
+    print(
+        f"  Sometimes: run {res.runs:,}{by}, {len(cex.schedule)} steps, "
+        f"{cex.violation.oracle}: {cex.violation.message}"
+    )
+    if not args.no_diagram:
+        from mmsim._api import _run
+
+        traced = attrs.evolve(make, tracing=True)
+        print()
+        print(render(_run(traced, list(cex.schedule), at_end=cex.at_end)), end="")
+    print(f"  reproduce: {shlex.join(cmd)}")
+    return EXIT_VIOLATION
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -469,9 +666,97 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fuzz_parser(sub: Any) -> None:
+    f = sub.add_parser(
+        "fuzz", help="fuzz a policy with Hypothesis: operations and interleavings"
+    )
+    f.add_argument("--policy", required=True, help="a registered policy")
+    f.add_argument(
+        "--scenario",
+        default=None,
+        metavar="ID",
+        help="fuzz only the interleavings of this scenario (default: the "
+        "policy's state machine: operations started at any time)",
+    )
+    f.add_argument(
+        "--fs",
+        default=None,
+        help="filesystem personality (default: the scenario's, or the policy's)",
+    )
+    f.add_argument(
+        "--max-examples",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="examples to try (default: the profile's)",
+    )
+    f.add_argument(
+        "--seed",
+        type=_natural,
+        default=None,
+        help="the seed of every random choice (default: drawn, and printed)",
+    )
+    f.add_argument(
+        "--profile",
+        default=None,
+        metavar="NAME",
+        help="take Hypothesis's settings from mmsim's profile dev, ci or nightly",
+    )
+
+
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    import random
+
+    from hypothesis.errors import InvalidArgument
+
+    from mmsim.fuzz import fuzzer
+
+    seed = args.seed
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+    try:
+        run = fuzzer(
+            args.policy,
+            seed=seed,
+            scenario=args.scenario,
+            fs=args.fs,
+            max_examples=args.max_examples,
+            profile=args.profile,
+        )
+    except InvalidArgument as exc:
+        raise _BadInput(str(exc)) from None
+    cmd = ["mmsim", "fuzz", "--policy", args.policy]
+    for flag, value in (
+        ("--scenario", args.scenario),
+        ("--fs", args.fs),
+        ("--max-examples", args.max_examples),
+        ("--profile", args.profile),
+    ):
+        if value is not None:
+            cmd += [flag, str(value)]
+    cmd += ["--seed", str(seed)]
+    print(f"seed: {seed}", flush=True)  # first: an interrupted run can be re-run
+    found = run()
+    if found is None:
+        print(f"no violation found under {run.policy} on {run.fs}")
+        print(f"  reproduce: {shlex.join(cmd)}")
+        return EXIT_NEVER
+    v = found.violation
+    print(f"violation under {found.policy} on {found.fs}: {v.oracle}: {v.message}")
+    what = "steps" if args.scenario else "operations and steps"
+    print(f"shrunk run, {len(found.steps)} {what}:")
+    for line in found.steps:
+        print(f"  {line}")
+    if found.at_end:
+        print("  (then the run finished: the violation came when it was judged)")
+    print(f"  reproduce: {shlex.join(cmd)}")
+    return EXIT_VIOLATION
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from mmsim._api import ReplayError
+    from mmsim.explorer import CheckpointError, Interrupted
     from mmsim.oracles import OracleError
     from mmsim.policy import PolicyError
     from mmsim.results import FileError
@@ -485,6 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "list": _cmd_list,
         "compare": _cmd_compare,
         "cost": _cmd_cost,
+        "fuzz": _cmd_fuzz,
     }
     try:
         return handlers[args.command](args)
@@ -495,9 +781,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileError,
         ReplayError,
         WorkloadError,
+        CheckpointError,
+        _BadInput,
     ) as exc:
         print(f"mmsim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Interrupted as stop:
+        st = stop.stats
+        where = (
+            f"saved to {stop.checkpoint}: continue with --resume {stop.checkpoint}"
+            if stop.checkpoint is not None
+            else "not saved (give --checkpoint FILE to keep it)"
+        )
+        print(
+            f"mmsim: interrupted after {st.states:,} states, {st.transitions:,} "
+            f"transitions, depth {st.max_depth}; the search was {where}",
+            file=sys.stderr,
+        )
+        return 130
     except KeyboardInterrupt:
         print("mmsim: interrupted; nothing was written", file=sys.stderr)
         return 130

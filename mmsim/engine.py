@@ -30,6 +30,7 @@ import dis
 import enum
 import functools
 import gc
+import marshal
 import sys
 import types
 import zlib
@@ -197,13 +198,31 @@ class Task:
             frame = gen.gi_frame
             if frame is None:
                 break
-            _check_no_hidden_state(gen.gi_code, frame.f_lasti)
-            out.append(_code_id(gen.gi_code))
+            code = gen.gi_code
+            _check_no_hidden_state(code, frame.f_lasti)
+            out.append(_code_id(code))
             out.append(frame.f_lasti)
-            for value in frame.f_locals.values():
-                out.append(canonical(value))
+            # By the code's own list of names, not in f_locals' order: that dict
+            # is kept on the frame, and a local unbound when it was last read
+            # comes back at its end, so its order depends on the history of
+            # the run, and equal states would look different.
+            names = _LOCAL_NAMES.get(code)
+            if names is None:
+                names = _LOCAL_NAMES[code] = (
+                    code.co_varnames + code.co_cellvars + code.co_freevars
+                )
+            f_locals = frame.f_locals
+            for name in names:
+                value = f_locals.get(name, _UNBOUND)
+                out.append(canonical(value) if value is not _UNBOUND else (-8,))
             gen = gen.gi_yieldfrom
         return tuple(out)
+
+
+#: A local that holds no value yet (or no longer).
+_UNBOUND = object()
+#: Every local of a code object, in a fixed order.
+_LOCAL_NAMES: dict[types.CodeType, tuple[str, ...]] = {}
 
 
 class Oracle:
@@ -243,6 +262,13 @@ class Oracle:
     def overrides(self, hook: str) -> bool:
         """Whether this oracle overrides the optional hook ``hook``."""
         return getattr(type(self), hook) is not getattr(Oracle, hook)
+
+
+#: Dispatch tables by oracle set (the key holds the oracles, so no id is reused).
+_DISPATCH: dict[
+    tuple[Oracle, ...],
+    tuple[dict[str, list[Oracle]], list[Oracle], list[Oracle]],
+] = {}
 
 
 def _code_id(code: types.CodeType) -> int:
@@ -332,6 +358,11 @@ def _check_no_hidden_state(code: types.CodeType, lasti: int) -> None:
         )
 
 
+def _order_key(position: tuple[Any, ...]) -> bytes:
+    """A total order on positions (they mix ints and tuples, which do not compare)."""
+    return marshal.dumps(position, 2)
+
+
 def canonical(value: Any) -> Any:
     """Map a local variable to ints and tuples (see :func:`_canonical`)."""
     kind = type(value)
@@ -355,8 +386,8 @@ def _canonical(value: Any) -> Any:
     personalities) are constants. A value of any other type is refused, so that a
     path can never carry state the fingerprint would miss.
     """
-    if isinstance(value, int):  # bool is an int
-        return value
+    if isinstance(value, int):  # bool, IntEnum: plain ints (marshal takes no enum)
+        return int(value)
     if value is None:
         return ()
     tag = getattr(value, "snapshot_tag", None)
@@ -420,6 +451,16 @@ class Machine:
         self._step_oracles: list[Oracle] = []
         self._end_oracles: list[Oracle] = []
         self._profiler: _Profiler | None = None
+        #: Groups of interchangeable tasks (same code, same arguments, and no
+        #: shared state that names them): the explorer merges states that differ
+        #: only by a permutation within a group (symmetry reduction).
+        self.symmetry: tuple[tuple[int, ...], ...] = ()
+        #: Re-executing a schedule the search already judged: no oracle, no
+        #: tracepoint, no trace (oracles only read the state, so it is the same).
+        self.replaying = False
+        #: Names of the tracepoints and counters met, when the explorer asks
+        #: (reachability goals); None when nobody asks.
+        self.events_seen: set[str] | None = None
 
     # -- set-up -------------------------------------------------------------------
 
@@ -447,15 +488,26 @@ class Machine:
         return task
 
     def install_oracles(self, oracles: list[Oracle]) -> None:
-        """Set the oracles that judge this machine, dispatching only overridden hooks."""
+        """Set the oracles that judge this machine, dispatching only overridden hooks.
+
+        Oracles keep no state (they only read the machine), so one set serves
+        every machine a search builds, and its dispatch tables are built once.
+        """
+        key = tuple(oracles)
+        tables = _DISPATCH.get(key)
+        if tables is None:
+            events: dict[str, list[Oracle]] = {}
+            for oracle in key:
+                if oracle.overrides("on_event"):
+                    for name in oracle.events:
+                        events.setdefault(name, []).append(oracle)
+            tables = _DISPATCH[key] = (
+                events,
+                [o for o in key if o.overrides("after_step")],
+                [o for o in key if o.overrides("at_end")],
+            )
         self.oracles = list(oracles)
-        self._event_oracles = {}
-        for oracle in self.oracles:
-            if oracle.overrides("on_event"):
-                for name in oracle.events:
-                    self._event_oracles.setdefault(name, []).append(oracle)
-        self._step_oracles = [o for o in self.oracles if o.overrides("after_step")]
-        self._end_oracles = [o for o in self.oracles if o.overrides("at_end")]
+        self._event_oracles, self._step_oracles, self._end_oracles = tables
 
     # -- what subclasses provide -----------------------------------------------------
 
@@ -475,6 +527,33 @@ class Machine:
     def snapshot(self) -> tuple[Any, ...]:
         """The canonical state: shared state and where every task stands."""
         return (self.state_snapshot(), tuple(t.position() for t in self.tasks))
+
+    def canonical_snapshot(self) -> tuple[tuple[Any, ...], tuple[int, ...] | None]:
+        """The snapshot up to symmetry, and the permutation that makes it.
+
+        Within each group of :attr:`symmetry` the tasks' positions are sorted,
+        so states that differ only by which of two identical tasks stands where
+        have one snapshot. Returns ``(snapshot, slot)`` where ``slot[tid]`` is
+        the place task ``tid`` takes in the canonical snapshot (None when that is
+        the identity). Sound because a group's tasks run the same code from the
+        same arguments and no shared state names a task: swapping two of them
+        is an automorphism of the state graph.
+        """
+        positions = [t.position() for t in self.tasks]
+        slot: list[int] | None = None
+        for group in self.symmetry:
+            order = sorted(group, key=lambda t: (_order_key(positions[t]), t))
+            if order == list(group):
+                continue
+            if slot is None:
+                slot = list(range(len(self.tasks)))
+            moved = [positions[t] for t in order]
+            for place, tid in zip(group, order, strict=True):
+                slot[tid] = place
+            for place, pos in zip(group, moved, strict=True):
+                positions[place] = pos
+        snap = (self.state_snapshot(), tuple(positions))
+        return snap, (tuple(slot) if slot is not None else None)
 
     @property
     def stopped(self) -> bool:
@@ -506,6 +585,18 @@ class Machine:
     def step(self, tid: int) -> None:
         """Run task ``tid`` up to its next preemption point (one atomic step)."""
         task = self.tasks[tid]
+        if self.replaying:
+            # A prefix the search already judged: only the state must move on.
+            self.current = task
+            task.wait = None
+            task.pos = None
+            try:
+                task.wait = next(task.gen)
+            except StopIteration:
+                task.done = True
+            self.steps += 1
+            self.current = None
+            return
         assert not task.done, f"task {task.name} already finished"
         assert task.wait is None or task.wait.cond(), f"task {task.name} is asleep"
         self.current = task
@@ -576,7 +667,7 @@ class Machine:
                     self.violate_deadlock(asleep[0])
                 break
             first = [tid for tid in runnable if tid not in last]
-            self.step((first or runnable)[0])
+            self.step(min(first or runnable, key=self._quiesce_order))
         if self.stopped:
             return
         for oracle in self._end_oracles:
@@ -584,10 +675,23 @@ class Machine:
             if message is not None:
                 self.violate(oracle, message)
 
+    def _quiesce_order(self, tid: int) -> tuple[int, bytes]:
+        """Lowest id first, except that within a symmetry group the order follows
+        the tasks' positions, so that two states symmetric to each other quiesce
+        alike (the merge of symmetric states stays sound for end-of-run oracles)."""
+        for group in self.symmetry:
+            if tid in group:
+                return (group[0], marshal.dumps(self.tasks[tid].position(), 2))
+        return (tid, b"")
+
     # -- what paths call --------------------------------------------------------------
 
     def tracepoint(self, name: str, obj: Any, text: str = "") -> None:
         """A kernel tracepoint: oracles watching ``name`` judge the state right here."""
+        if self.replaying:
+            return
+        if self.events_seen is not None:
+            self.events_seen.add(name)
         if self.tracing:
             self.record(self.current, "event", f"{name}: {text}" if text else name)
         for oracle in self._event_oracles.get(name, ()):

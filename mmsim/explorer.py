@@ -1,41 +1,77 @@
-"""The exhaustive explorer: depth-first search over interleavings with state caching.
+"""The exhaustive explorer: breadth-first search over interleavings with state caching.
 
-Generators cannot be copied, so the search re-executes: the machine stepped down
-the current branch is kept live, and going back to an earlier node rebuilds it by
-replaying that node's schedule from a fresh machine. State caching over
-:meth:`~mmsim.engine.Machine.snapshot` makes the search terminate on the cycles
-that looping daemons create, and visits every distinct reachable state once.
+Generators cannot be copied, so the search re-executes: to expand a state it
+replays that state's schedule on a fresh machine (with oracles and tracepoints
+off: the prefix was judged when it was first run), then steps each enabled task,
+one fresh replay per task. The search goes level by level (breadth first), so
+the first violation found is one of the shortest, and a level's states can be
+expanded anywhere: in this process, or in batches on any
+``concurrent.futures.Executor`` (a process pool, a Dask cluster). The
+coordinator merges the batches' results in a fixed order, so the verdicts,
+counterexamples and distinct-state count do not depend on the executor.
 
-Soundness: two machines with equal snapshots have equal futures (the snapshot
-holds all shared state and every task's frames and locals), so pruning a revisited
-state loses no reachable state and no violation. With a preemption bound the key
-also holds the last task run and a state is revisited when reached with fewer
-preemptions, so the bounded search explores exactly the runs within the bound.
+Reductions, each sound and each checked against brute force by the tests:
 
-Every branch ends in one of: a violation (an oracle fired), a finished run (every
-non-daemon task done: the machine quiesces with a final sync and the end-of-run
-oracles judge it), a deadlock, a revisited state, or a bound.
+* **State caching.** A state is a 64-bit fingerprint (BLAKE2b of the marshalled
+  snapshot: the shared model state plus, for every task, its generator frames and
+  locals). Two machines with equal snapshots have equal futures, so a revisited
+  state is not expanded again. A fingerprint collision could merge two distinct
+  states; with ``n`` states its probability is below ``n*n / 2**65`` (hash
+  compaction, as SPIN's), which the statistics report.
+* **Symmetry.** Tasks of one :attr:`~mmsim.engine.Machine.symmetry` group (several
+  identical DIO readers, several flushers) are interchangeable: states that
+  differ by a permutation within a group are one state
+  (:meth:`~mmsim.engine.Machine.canonical_snapshot`). Edges are labelled by the
+  canonical place of the task that ran, and counterexamples are turned back
+  into concrete schedules by replaying them.
+* **Coarse steps** are in the kernel model itself, where the kernel holds a lock
+  or where what a step changes is invisible to every other task (see
+  ``kswapd``).
+
+With a preemption bound the key also holds the last task run, and a state is
+expanded again when reached with fewer preemptions, so the bounded search
+explores exactly the runs within the bound (as CHESS and loom bound them).
+
+Every expansion ends each child in one of: a violation (an oracle fired), a
+finished run (every non-daemon task done: the machine quiesces with a final sync
+and the end-of-run oracles judge it), a deadlock, a known state, or a bound.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dis
 import enum
+import hashlib
+import marshal
+import pickle
+import resource
+import signal
+import threading
 import time
+import types
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from concurrent.futures import BrokenExecutor, Executor
+from pathlib import Path
+from typing import Any
 
 import attrs
 
-from mmsim.engine import Machine, Violation
+from mmsim.engine import KERNEL_FUNCTIONS, Machine, Violation, _code_id
 
 __all__ = [
     "Bounds",
+    "CheckpointError",
     "Counterexample",
+    "Interrupted",
     "OracleResult",
     "SearchResult",
     "SearchStats",
+    "Unreached",
     "Verdict",
     "WalkResult",
+    "concretize",
     "explore",
     "random_walk",
     "settle",
@@ -63,17 +99,24 @@ class Bounds:
         max_time: wall-clock seconds; the only bound that makes a result depend on
             the machine it ran on, so it is reported when hit.
         max_states: most distinct states visited.
+        max_memory: MiB of resident memory for the search's process.
     """
 
     max_steps: int | None = 400
     preemption_bound: int | None = None
     max_time: float | None = None
     max_states: int | None = None
+    max_memory: float | None = None
 
 
 @attrs.define
 class SearchStats:
-    """What the search did. ``complete`` is False when any bound cut it."""
+    """What the search did. ``complete`` is False when any bound cut it.
+
+    ``executions`` counts the maximal runs the search followed: every path of
+    its search tree, ending in a finished run, a violation, a deadlock, a state
+    already known, or a bound.
+    """
 
     states: int = 0
     transitions: int = 0
@@ -86,6 +129,11 @@ class SearchStats:
     seconds: float = 0.0
     complete: bool = True
     cut_by: list[str] = attrs.Factory(list)
+    #: Upper bound on the probability that two distinct states shared a
+    #: fingerprint (and were wrongly merged): n^2 / 2^65.
+    collision_bound: float = 0.0
+    #: Peak resident memory of the searching process, MiB.
+    peak_mib: float = 0.0
 
 
 @attrs.frozen
@@ -115,14 +163,30 @@ class OracleResult:
 
 
 @attrs.frozen
+class Unreached:
+    """A step of a kernel path that no explored run took (as SPIN reports
+    unreached statements): the yield at ``line`` of ``function``."""
+
+    function: str
+    file: str
+    line: int
+
+
+@attrs.frozen
 class SearchResult:
     """The overall verdict (the worst over the oracles), each oracle's result, the
-    statistics, and the shortest counterexample of any oracle."""
+    statistics, the shortest counterexample of any oracle, and coverage: the
+    steps never reached in the functions the search entered, and the events
+    (tracepoints, counters) met."""
 
     verdict: Verdict
     stats: SearchStats
     oracles: dict[str, OracleResult]
     counterexample: Counterexample | None
+    unreached: tuple[Unreached, ...] = ()
+    events: frozenset[str] = frozenset()
+    #: What ``leaf_key`` returned at the states where runs ended.
+    leaves: frozenset[Hashable] = frozenset()
 
 
 def settle(m: Machine) -> str:
@@ -142,31 +206,328 @@ def settle(m: Machine) -> str:
     return "running"
 
 
-@attrs.define(slots=True)
-class _Frame:
-    schedule: tuple[int, ...]
-    key: Hashable
-    todo: list[int]
-    last: int | None
+def fingerprint(snapshot: tuple[Any, ...]) -> int:
+    """64 bits of BLAKE2b over the marshalled snapshot (format 2: no object
+    sharing, so equal snapshots give equal bytes in every process)."""
+    digest = hashlib.blake2b(marshal.dumps(snapshot, 2), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _key(
+    m: Machine, last: int | None, bounded: bool
+) -> tuple[int, tuple[int, ...] | None]:
+    """The state's fingerprint (with the last task's place under a preemption
+    bound), and the permutation that canonicalised it."""
+    snap, slot = m.canonical_snapshot()
+    if bounded:
+        place = -1 if last is None else (slot[last] if slot is not None else last)
+        return fingerprint((snap, place)), slot
+    return fingerprint(snap), slot
+
+
+# -- expanding states (in this process or in a worker) --------------------------------
+
+
+#: A function seen on a task's stack: its kernel name, file, and the offset and
+#: line of each of its yields (for coverage).
+_Code = tuple[str, str, tuple[tuple[int, int], ...]]
+
+#: One node to expand: its fingerprint, concrete schedule (one byte a task id),
+#: the task that ran last (or -1) and the preemptions so far.
+_Node = tuple[int, bytes, int, int]
+
+
+@attrs.frozen
+class _Child:
+    """What stepping one task from a node gave.
+
+    ``place`` is the canonical place of the task that ran (the edge's label),
+    ``tid`` its concrete id (for the child's schedule). ``smap`` maps the source's
+    canonical places to the child's when symmetry moved them (None: identity).
+    ``status`` is ``running``, ``finished`` or ``stopped``; ``end`` holds the
+    violations found while the run ended, ``pins`` the tasks asleep in a wait for
+    pins (canonical place, may run now).
+    """
+
+    place: int
+    tid: int
+    key: int
+    found: tuple[Violation, ...]
+    status: str
+    end: tuple[Violation, ...]
+    last: int
     preemptions: int
+    pins: tuple[tuple[int, bool], ...]
+    smap: tuple[int, ...] | None
+    leaf: Hashable
+
+
+@attrs.frozen
+class _Expansion:
+    """A node's children, and whether the preemption bound cut any."""
+
+    node: int
+    children: tuple[_Child, ...]
+    cut: bool
+
+
+@attrs.frozen
+class _Batch:
+    """A batch's expansions, the work it took, and what it saw (for coverage)."""
+
+    expansions: tuple[_Expansion, ...]
+    replays: int
+    replayed_steps: int
+    positions: frozenset[tuple[int, int]]
+    code: dict[int, _Code]
+    events: frozenset[str]
+
+
+@attrs.frozen
+class _Expander:
+    """Expands batches of nodes; picklable when ``make`` and ``leaf_key`` are."""
+
+    make: Callable[[], Machine]
+    preemption_bound: int | None
+    symmetry: bool = True
+    leaf_key: Callable[[Machine, str], Hashable] | None = None
+
+    def __call__(self, nodes: list[_Node]) -> _Batch:
+        replays = replayed = 0
+        positions: set[tuple[int, int]] = set()
+        code: dict[int, _Code] = {}
+        events: set[str] = set()
+        out = []
+        bounded = self.preemption_bound is not None
+        for key, schedule, last, preemptions in nodes:
+            m = self._replay(schedule)
+            replays += 1
+            replayed += len(schedule)
+            # Every replay of this schedule reaches the same state: its tasks'
+            # positions are computed once, and a child recomputes only those
+            # of the tasks its step moved.
+            at_node = [t.position() for t in m.tasks]
+            fresh = True
+            _, slot = m.canonical_snapshot() if m.symmetry else (None, None)
+            enabled = _order(m.enabled(), None if last < 0 else last)
+            # Switching away from a task that could go on is a preemption; from
+            # one that finished or sleeps, it is not (CHESS's definition). A
+            # daemon at its idle point sleeps there in the kernel (the flusher
+            # until woken, kswapd until the next wake-up): leaving it is free.
+            waits = m.tasks[last].wait if last >= 0 else None
+            can_go_on = (
+                last >= 0 and last in enabled and not (waits is not None and waits.idle)
+            )
+            children = []
+            cut = False
+            for tid in enabled:
+                p = preemptions
+                if bounded and can_go_on and tid != last:
+                    p += 1
+                if self.preemption_bound is not None and p > self.preemption_bound:
+                    cut = True
+                    continue
+                if not fresh:
+                    m = self._replay(schedule)
+                    replays += 1
+                    replayed += len(schedule)
+                    for task, pos in zip(m.tasks, at_node, strict=True):
+                        task.pos = pos
+                fresh = False
+                m.events_seen = events
+                before = len(m.violations)
+                m.step(tid)
+                found = tuple(m.violations[before:])
+                _positions(m.tasks[tid].gen, positions, code)
+                now_last = -1 if m.tasks[tid].done else tid
+                child_key, child_slot = _key(
+                    m, None if now_last < 0 else now_last, bounded
+                )
+                place = slot[tid] if slot is not None else tid
+                smap = _compose(slot, child_slot, len(m.tasks))
+                pins = tuple(
+                    (child_slot[t] if child_slot is not None else t, ok)
+                    for t, ok in m.pin_waiters()
+                )
+                before = len(m.violations)
+                status = settle(m)
+                end = tuple(m.violations[before:])
+                leaf = (
+                    self.leaf_key(m, status)
+                    if self.leaf_key is not None and status != "running"
+                    else None
+                )
+                m.events_seen = None
+                children.append(
+                    _Child(
+                        place,
+                        tid,
+                        child_key,
+                        found,
+                        status,
+                        end,
+                        now_last,
+                        p,
+                        pins,
+                        smap,
+                        leaf,
+                    )
+                )
+            out.append(_Expansion(key, tuple(children), cut))
+        return _Batch(
+            tuple(out), replays, replayed, frozenset(positions), code, frozenset(events)
+        )
+
+    def _replay(self, schedule: bytes) -> Machine:
+        m = _fresh(self.make, self.symmetry)
+        m.replaying = True
+        for tid in schedule:
+            m.step(tid)
+        m.replaying = False
+        return m
+
+
+def _compose(
+    src: tuple[int, ...] | None, dst: tuple[int, ...] | None, n: int
+) -> tuple[int, ...] | None:
+    """Where the task at each canonical place of the source stands in the child:
+    ``dst[src^-1[place]]`` (None when that is the identity)."""
+    if src is None and dst is None:
+        return None
+    inverse = list(range(n))
+    if src is not None:
+        for tid, place in enumerate(src):
+            inverse[place] = tid
+    out = tuple(
+        (dst[inverse[p]] if dst is not None and inverse[p] < len(dst) else inverse[p])
+        for p in range(n)
+    )
+    return None if out == tuple(range(n)) else out
+
+
+def _positions(
+    gen: Any,
+    seen: set[tuple[int, int]],
+    code: dict[int, _Code],
+) -> None:
+    """Record where a task's generator frames stand (coverage of steps)."""
+    while isinstance(gen, types.GeneratorType):
+        frame = gen.gi_frame
+        if frame is None:
+            return
+        cid = _code_id(gen.gi_code)
+        seen.add((cid, frame.f_lasti))
+        if cid not in code:
+            code[cid] = _describe(gen.gi_code)
+        gen = gen.gi_yieldfrom
+
+
+def _describe(co: types.CodeType) -> _Code:
+    """A function's kernel name, its file, and the offset and line of each yield."""
+    known = _DESCRIBED.get(co)
+    if known is not None:
+        return known
+    info = KERNEL_FUNCTIONS.get(co)
+    name = info.name if info is not None else co.co_qualname
+    where = info.file if info is not None else co.co_filename.rsplit("/", 1)[-1]
+    yields = tuple(
+        (ins.offset, ins.positions.lineno if ins.positions is not None else 0)
+        for ins in dis.get_instructions(co)
+        if ins.opname == "YIELD_VALUE"
+    )
+    out = _DESCRIBED[co] = (name, where, tuple((o, line or 0) for o, line in yields))
+    return out
+
+
+_DESCRIBED: dict[types.CodeType, _Code] = {}
+
+
+# -- the search -------------------------------------------------------------------
 
 
 @attrs.define
 class _Graph:
-    """The explored state graph: what the verdicts are computed from."""
+    """The explored state graph (nodes are fingerprints): what the verdicts are
+    computed from. Edges are labelled by the canonical place of the task that
+    ran; ``smaps`` holds, for the edges where symmetry moved tasks, where each
+    place went."""
 
-    root: Hashable
-    edges: dict[Hashable, list[tuple[int, Hashable, tuple[Violation, ...]]]] = (
-        attrs.Factory(dict)
-    )
+    root: int
+    edges: dict[int, list[tuple[int, int, tuple[Violation, ...]]]] = attrs.Factory(dict)
+    smaps: dict[tuple[int, int, int], tuple[int, ...]] = attrs.Factory(dict)
     #: Nodes where a run ended, with the violations found as it ended.
-    ends: dict[Hashable, tuple[Violation, ...]] = attrs.Factory(dict)
+    ends: dict[int, tuple[Violation, ...]] = attrs.Factory(dict)
     oracle_ids: list[str] = attrs.Factory(list)
     regressions: set[str] = attrs.Factory(set)
-    #: Nodes where some task sleeps in a wait for pins: (task id, may run now).
-    pin_waits: dict[Hashable, tuple[tuple[int, bool], ...]] = attrs.Factory(dict)
+    #: Nodes where some task sleeps in a wait for pins: (place, may run now).
+    pin_waits: dict[int, tuple[tuple[int, bool], ...]] = attrs.Factory(dict)
     #: Task names by id, for messages.
     names: list[str] = attrs.Factory(list)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be resumed (missing, malformed, another search)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The search was interrupted; ``stats`` says how far it got and
+    ``checkpoint`` where it was saved (None when no checkpoint was asked for)."""
+
+    def __init__(self, stats: SearchStats, checkpoint: Path | None) -> None:
+        super().__init__("search interrupted")
+        self.stats = stats
+        self.checkpoint = checkpoint
+
+
+_CHECKPOINT_FORMAT = "mmsim-search/1"
+
+
+@attrs.define
+class _Search:
+    """Everything a search knows between two batches: what a checkpoint holds.
+
+    ``level`` holds the nodes of the current depth still to expand, ``nxt`` the
+    nodes of the next depth found so far.
+    """
+
+    make: Callable[[], Machine]
+    symmetry: bool
+    preemption_bound: int | None
+    stats: SearchStats
+    graph: _Graph
+    visited: dict[int, int]
+    level: list[_Node]
+    nxt: list[_Node] = attrs.Factory(list)
+    depth: int = 0
+    positions: set[tuple[int, int]] = attrs.Factory(set)
+    code: dict[int, _Code] = attrs.Factory(dict)
+    events: set[str] = attrs.Factory(set)
+    leaves: set[Hashable] = attrs.Factory(set)
+    #: Seconds spent before a resume (the statistics add them up).
+    before: float = 0.0
+
+    def save(self, path: Path) -> None:
+        """Write the search to ``path`` atomically (a temporary file, renamed)."""
+        state = attrs.asdict(self, recurse=False)
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            pickle.dump((_CHECKPOINT_FORMAT, state), f, pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> _Search:
+        try:
+            with path.open("rb") as f:
+                fmt, state = pickle.load(f)
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: no such checkpoint file") from None
+        except Exception as exc:
+            raise CheckpointError(f"{path}: not a search checkpoint ({exc})") from None
+        if fmt != _CHECKPOINT_FORMAT:
+            raise CheckpointError(
+                f"{path}: checkpoint format {fmt!r}, not {_CHECKPOINT_FORMAT!r}"
+            )
+        return cls(**state)
 
 
 def explore(
@@ -174,144 +535,252 @@ def explore(
     bounds: Bounds | None = None,
     *,
     stop_on_first: bool = False,
+    symmetry: bool = True,
+    executor: Executor | None = None,
+    batch_size: int | None = None,
     clock: Callable[[], float] = time.monotonic,
     progress: Callable[[SearchStats], None] | None = None,
-    on_leaf: Callable[[Machine, str], None] | None = None,
+    leaf_key: Callable[[Machine, str], Hashable] | None = None,
+    checkpoint: Path | None = None,
+    resume: Path | None = None,
 ) -> SearchResult:
     """Search every interleaving of the machine ``make()`` builds.
 
     Args:
-        make: builds a fresh machine; called again for every replay.
+        make: builds a fresh machine; called again for every replay. With an
+            ``executor`` it (and ``leaf_key``) must be picklable; with a
+            ``checkpoint``, it must pickle and compare equal to itself.
         bounds: the search limits.
-        stop_on_first: stop at the first violation (the counterexample is then the
-            first found, not the shortest).
+        stop_on_first: stop at the first violation; the search is breadth first,
+            so it is one of the shortest.
+        symmetry: merge states that differ by a permutation of identical tasks.
+        executor: expand each level's states in batches on this executor (a
+            ``ProcessPoolExecutor``, Dask's ``Client.get_executor()``); the result
+            is the same as without one.
+        batch_size: states per batch (default: a level split in eight per
+            worker, at most 256).
         clock: the wall clock, for ``max_time`` and the statistics.
-        progress: called about every 4096 transitions with the statistics so far.
-        on_leaf: called with the machine and ``"stopped"`` or ``"finished"`` at
-            each newly reached state where a run ends (after quiescing).
+        progress: called after every batch with the statistics so far (states,
+            transitions, depth, seconds).
+        leaf_key: called in the expanding process at each state where a run ends
+            (after quiescing) with the machine and ``"stopped"`` or
+            ``"finished"``; the values are returned in ``SearchResult.leaves``.
+        checkpoint: where to save the search when it is interrupted (Ctrl-C:
+            :class:`Interrupted` is raised once it is saved) or cut by the time,
+            memory or state budget.
+        resume: a checkpoint to continue from, for the same ``make``.
     """
     bounds = bounds or Bounds()
-    stats = SearchStats()
     start = clock()
-    bounded_preemption = bounds.preemption_bound is not None
-
-    def key_of(m: Machine, last: int | None) -> Hashable:
-        snap = m.snapshot()
-        return (snap, last) if bounded_preemption else snap
-
-    root = make()
-    root_key = key_of(root, None)
-    graph = _Graph(
-        root_key,
-        oracle_ids=[o.id for o in root.oracles],
-        regressions={o.id for o in root.oracles if o.regression},
-    )
-    visited: dict[Hashable, int] = {root_key: 0}
-    stats.states = 1
-    graph.names = [t.name for t in root.tasks]
-
-    status = settle(root)
-    if status != "running":
-        graph.ends[root_key] = tuple(root.violations)
-        stats.executions = 1
-        stats.finished_runs = int(status == "finished")
-        if on_leaf is not None:
-            on_leaf(root, status)
-        return _result(stats, graph, start, clock)
-
-    stack = [_Frame((), root_key, _order(root.enabled(), None), None, 0)]
-    live: Machine | None = root
-    live_schedule: tuple[int, ...] | None = ()
+    if resume is not None:
+        search = _Search.load(resume)
+        if search.make != make or search.symmetry != symmetry:
+            raise CheckpointError(
+                f"{resume}: the checkpoint is of another search ({search.make!r})"
+            )
+        if search.preemption_bound != bounds.preemption_bound:
+            raise CheckpointError(
+                f"{resume}: the checkpoint was made with preemption bound "
+                f"{search.preemption_bound}, not {bounds.preemption_bound}"
+            )
+        # A budget cut the saved search; the new bounds decide afresh.
+        search.stats.complete = True
+        search.stats.cut_by = []
+    else:
+        search = _start(make, bounds, symmetry, leaf_key)
+    stats = search.stats
+    before = search.before
+    expander = _Expander(make, bounds.preemption_bound, symmetry, leaf_key)
 
     def cut(reason: str) -> None:
         stats.complete = False
         if reason not in stats.cut_by:
             stats.cut_by.append(reason)
 
-    while stack:
-        frame = stack[-1]
-        if not frame.todo:
-            stack.pop()
-            continue
-        if bounds.max_time is not None and clock() - start > bounds.max_time:
-            cut(f"max_time={bounds.max_time:g}s")
-            break
-        tid = frame.todo.pop(0)
-
-        preemptions = frame.preemptions
-        if frame.last is not None and tid != frame.last:
-            # Switching away from a task that could have continued is a preemption.
-            preemptions += 1
-        if (
-            bounds.preemption_bound is not None
-            and preemptions > bounds.preemption_bound
-        ):
-            cut(f"preemption_bound={bounds.preemption_bound}")
-            continue
-
-        if live is None or live_schedule != frame.schedule:
-            live = make()
-            for t in frame.schedule:  # a schedule the search itself made: no checks
-                live.step(t)
-            stats.replays += 1
-            stats.replayed_steps += len(frame.schedule)
-        before = len(live.violations)
-        live.step(tid)
-        found = tuple(live.violations[before:])
-        schedule = (*frame.schedule, tid)
-        live_schedule = schedule
-        stats.transitions += 1
-        if progress is not None and stats.transitions % 4096 == 0:
-            stats.seconds = clock() - start
-            progress(stats)
-
-        # Whether the task that just ran can run on: it decides what is a preemption.
-        last = tid if not live.tasks[tid].done else None
-        key = key_of(live, last)
-        graph.edges.setdefault(frame.key, []).append((tid, key, found))
-        if found and stop_on_first:
-            cut("stopped at the first violation")
-            graph.ends.setdefault(key, ())
-            break
-        seen = visited.get(key)
-        if seen is not None and seen <= preemptions:
-            stats.revisits += 1
-            stats.executions += 1
-            continue
-        if seen is None:
-            stats.states += 1
-            waiting = live.pin_waiters()
-            if waiting:
-                graph.pin_waits[key] = waiting
-                graph.names = [t.name for t in live.tasks]
-        visited[key] = preemptions
-        stats.max_depth = max(stats.max_depth, len(schedule))
-
-        before = len(live.violations)
-        status = settle(live)
-        if status != "running":
-            graph.ends[key] = tuple(live.violations[before:])
-            if on_leaf is not None:
-                on_leaf(live, status)
-            live_schedule = None  # quiescing consumed it
-            stats.executions += 1
-            stats.finished_runs += status == "finished"
-            if stop_on_first and graph.ends[key]:
-                cut("stopped at the first violation")
-                break
-            continue
-        if bounds.max_steps is not None and len(schedule) >= bounds.max_steps:
+    stopped = False
+    while (search.level or search.nxt) and not stopped:
+        if not search.level:
+            search.level, search.nxt = search.nxt, []
+            search.depth += 1
+        if bounds.max_steps is not None and search.depth >= bounds.max_steps:
             cut(f"max_steps={bounds.max_steps}")
-            stats.executions += 1
-            continue
-        if bounds.max_states is not None and stats.states >= bounds.max_states:
-            cut(f"max_states={bounds.max_states}")
+            stats.executions += len(search.level)
             break
-        stack.append(
-            _Frame(schedule, key, _order(live.enabled(), last), last, preemptions)
-        )
+        size = batch_size or _batch_size(len(search.level), executor)
+        batches = [
+            search.level[i : i + size] for i in range(0, len(search.level), size)
+        ]
+        results = _run_batches(expander, batches, executor)
+        for nodes in batches:
+            try:
+                batch = next(results)
+            except (KeyboardInterrupt, BrokenExecutor):
+                stats.seconds = before + clock() - start
+                if checkpoint is not None:
+                    search.before = stats.seconds
+                    search.save(checkpoint)
+                raise Interrupted(stats, checkpoint) from None
+            with _sigint_deferred():
+                stopped = _merge(search, nodes, batch, stop_on_first, leaf_key, cut)
+                del search.level[: len(nodes)]
+            stats.seconds = before + clock() - start
+            stats.peak_mib = _peak_mib()
+            if progress is not None:
+                progress(stats)
+            if stopped:
+                break
+            if not (search.level or search.nxt):
+                break  # nothing left: a budget reached now cuts nothing
+            if bounds.max_time is not None and clock() - start > bounds.max_time:
+                cut(f"max_time={bounds.max_time:g}s")
+                stopped = True
+            elif bounds.max_states is not None and stats.states >= bounds.max_states:
+                cut(f"max_states={bounds.max_states}")
+                stopped = True
+            elif bounds.max_memory is not None and stats.peak_mib > bounds.max_memory:
+                cut(f"max_memory={bounds.max_memory:g}MiB")
+                stopped = True
+            if stopped:
+                if checkpoint is not None:
+                    search.before = stats.seconds
+                    search.save(checkpoint)
+                break
+    stats.seconds = before + clock() - start
+    return _result(search, make, symmetry)
 
-    return _result(stats, graph, start, clock)
+
+def _start(
+    make: Callable[[], Machine],
+    bounds: Bounds,
+    symmetry: bool,
+    leaf_key: Callable[[Machine, str], Hashable] | None,
+) -> _Search:
+    root = _fresh(make, symmetry)
+    bounded = bounds.preemption_bound is not None
+    root_key, _ = _key(root, None, bounded)
+    graph = _Graph(
+        root_key,
+        oracle_ids=[o.id for o in root.oracles],
+        regressions={o.id for o in root.oracles if o.regression},
+        names=[t.name for t in root.tasks],
+    )
+    search = _Search(
+        make,
+        symmetry,
+        bounds.preemption_bound,
+        SearchStats(states=1),
+        graph,
+        {root_key: 0},  # least preemptions each state was reached with
+        [(root_key, b"", -1, 0)],
+    )
+    status = settle(root)
+    if status != "running":
+        graph.ends[root_key] = tuple(root.violations)
+        search.stats.executions = 1
+        search.stats.finished_runs = int(status == "finished")
+        if leaf_key is not None:
+            search.leaves.add(leaf_key(root, status))
+        search.level = []
+    return search
+
+
+def _merge(
+    search: _Search,
+    nodes: list[_Node],
+    batch: _Batch,
+    stop_on_first: bool,
+    leaf_key: Callable[[Machine, str], Hashable] | None,
+    cut: Callable[[str], None],
+) -> bool:
+    """Fold a batch's expansions into the search; True to stop (first violation)."""
+    stats, graph, visited = search.stats, search.graph, search.visited
+    stats.replays += batch.replays
+    stats.replayed_steps += batch.replayed_steps
+    search.positions |= batch.positions
+    search.code.update(batch.code)
+    search.events |= batch.events
+    for (_, schedule, _, _), exp in zip(nodes, batch.expansions, strict=True):
+        if exp.cut:
+            cut(f"preemption_bound={search.preemption_bound}")
+        out = graph.edges.setdefault(exp.node, [])
+        for ch in exp.children:
+            stats.transitions += 1
+            out.append((ch.place, ch.key, ch.found))
+            if ch.smap is not None:
+                graph.smaps[(exp.node, ch.place, ch.key)] = ch.smap
+            if ch.found and stop_on_first:
+                graph.ends.setdefault(ch.key, ())
+                cut("stopped at the first violation")
+                return True
+            seen = visited.get(ch.key)
+            if seen is not None and seen <= ch.preemptions:
+                stats.revisits += 1
+                stats.executions += 1
+                continue
+            if seen is None:
+                stats.states += 1
+                if ch.pins:
+                    graph.pin_waits[ch.key] = ch.pins
+            visited[ch.key] = ch.preemptions
+            stats.max_depth = max(stats.max_depth, search.depth + 1)
+            if ch.status != "running":
+                graph.ends[ch.key] = ch.end
+                stats.executions += 1
+                stats.finished_runs += ch.status == "finished"
+                if leaf_key is not None:
+                    search.leaves.add(ch.leaf)
+                if stop_on_first and ch.end:
+                    cut("stopped at the first violation")
+                    return True
+                continue
+            search.nxt.append(
+                (ch.key, schedule + bytes((ch.tid,)), ch.last, ch.preemptions)
+            )
+    return False
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C while a batch is merged, so a checkpoint is never half a batch."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _fresh(make: Callable[[], Machine], symmetry: bool) -> Machine:
+    m = make()
+    if not symmetry:
+        m.symmetry = ()
+    return m
+
+
+def _batch_size(n: int, executor: Executor | None) -> int:
+    if executor is None:
+        return max(1, min(256, n))
+    workers = getattr(executor, "_max_workers", 2) or 2
+    return max(1, min(256, -(-n // (8 * workers))))
+
+
+def _run_batches(
+    expander: _Expander, batches: list[list[_Node]], executor: Executor | None
+) -> Iterator[_Batch]:
+    if executor is None:
+        for batch in batches:
+            yield expander(batch)
+        return
+    yield from executor.map(expander, batches)
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _order(enabled: list[int], last: int | None) -> list[int]:
@@ -321,39 +790,64 @@ def _order(enabled: list[int], last: int | None) -> list[int]:
     return list(enabled)
 
 
+# -- verdicts from the graph ------------------------------------------------------------
+
+
+def concretize(
+    make: Callable[[], Machine], places: Iterable[int], *, symmetry: bool = True
+) -> tuple[int, ...]:
+    """Turn a path of canonical places into the task ids of a concrete run.
+
+    Without symmetry a place is the task id. With it, the task at a canonical
+    place is found again at every step of a replay.
+    """
+    places = list(places)
+    m = _fresh(make, symmetry)
+    if not m.symmetry:
+        return tuple(places)
+    m.replaying = True
+    out = []
+    for place in places:
+        _, slot = m.canonical_snapshot()
+        tid = place if slot is None else slot.index(place)
+        out.append(tid)
+        m.step(tid)
+    return tuple(out)
+
+
 def _shortest_paths(
     graph: _Graph, skip: str | None = None
-) -> dict[Hashable, tuple[Hashable, int] | None]:
+) -> dict[int, tuple[int, int] | None]:
     """Breadth-first parents from the root; edges violating ``skip`` are not taken."""
-    parent: dict[Hashable, tuple[Hashable, int] | None] = {graph.root: None}
-    queue: deque[Hashable] = deque([graph.root])
+    parent: dict[int, tuple[int, int] | None] = {graph.root: None}
+    queue: deque[int] = deque([graph.root])
     while queue:
         node = queue.popleft()
-        for tid, child, found in graph.edges.get(node, ()):
+        for place, child, found in graph.edges.get(node, ()):
             if child in parent or (
                 skip is not None and any(v.oracle == skip for v in found)
             ):
                 continue
-            parent[child] = (node, tid)
+            parent[child] = (node, place)
             queue.append(child)
     return parent
 
 
-def _path(
-    parent: dict[Hashable, tuple[Hashable, int] | None], node: Hashable
-) -> list[int]:
+def _path(parent: dict[int, tuple[int, int] | None], node: int) -> list[int]:
     path: list[int] = []
     while (p := parent[node]) is not None:
-        node, tid = p
-        path.append(tid)
+        node, place = p
+        path.append(place)
     path.reverse()
     return path
 
 
 def _result(
-    stats: SearchStats, graph: _Graph, start: float, clock: Callable[[], float]
+    search: _Search, make: Callable[[], Machine], symmetry: bool
 ) -> SearchResult:
-    stats.seconds = clock() - start
+    stats, graph = search.stats, search.graph
+    stats.peak_mib = _peak_mib()
+    stats.collision_bound = stats.states**2 / 2.0**65
     parent = _shortest_paths(graph)
     order = {node: i for i, node in enumerate(parent)}  # breadth-first order
     ids = list(graph.oracle_ids)
@@ -376,12 +870,12 @@ def _result(
         for node, out in graph.edges.items():
             if node not in parent:
                 continue
-            for tid, _, found in out:
+            for place, _, found in out:
                 hit = next((v for v in found if v.oracle == oid), None)
                 if hit is None:
                     continue
                 count += 1
-                path = (*_path(parent, node), tid)
+                path = (*_path(parent, node), place)
                 cand = (len(path), order[node], Counterexample(path, hit))
                 if best is None or cand[:2] < best[:2]:
                     best = cand
@@ -405,6 +899,17 @@ def _result(
             oid, verdict, count, best[2], regression=oid in graph.regressions
         )
 
+    # Counterexamples were found as canonical places: make them concrete runs.
+    for oid, r in list(results.items()):
+        if r.counterexample is not None:
+            cex = r.counterexample
+            results[oid] = attrs.evolve(
+                r,
+                counterexample=attrs.evolve(
+                    cex, schedule=concretize(make, cex.schedule, symmetry=symmetry)
+                ),
+            )
+
     # The correctness verdict: regression outcomes are reported beside it.
     judged = [r for r in results.values() if not r.regression]
     rank = [Verdict.ALWAYS, Verdict.SOMETIMES, Verdict.UNKNOWN, Verdict.NEVER]
@@ -415,7 +920,27 @@ def _result(
     if not shown:  # nothing is wrong: show a regression's run, if there is one
         shown = [r.counterexample for r in results.values() if r.counterexample]
     headline = min(shown, key=lambda c: len(c.schedule), default=None)
-    return SearchResult(overall, stats, results, headline)
+    return SearchResult(
+        overall,
+        stats,
+        results,
+        headline,
+        unreached=_unreached(search.positions, search.code),
+        events=frozenset(search.events),
+        leaves=frozenset(search.leaves),
+    )
+
+
+def _unreached(
+    positions: set[tuple[int, int]], code: dict[int, _Code]
+) -> tuple[Unreached, ...]:
+    """The yields of the entered kernel functions that no run stopped at."""
+    out = []
+    for cid, (name, where, yields) in sorted(code.items(), key=lambda kv: kv[1][:2]):
+        for offset, line in yields:
+            if (cid, offset) not in positions:
+                out.append(Unreached(name, where, line))
+    return tuple(dict.fromkeys(out))
 
 
 #: The liveness oracle, judged on the whole state graph once the search is complete.
@@ -425,7 +950,7 @@ UNBOUNDED_WAIT = "unbounded-wait"
 def _unbounded_wait(
     stats: SearchStats,
     graph: _Graph,
-    parent: dict[Hashable, tuple[Hashable, int] | None],
+    parent: dict[int, tuple[int, int] | None],
 ) -> OracleResult:
     """States from which no run can ever finish: someone waits for ever.
 
@@ -433,16 +958,17 @@ def _unbounded_wait(
     outlive (kswapd spinning while DIO completion waits for a lock that writeback
     holds while it waits for the DIO). A state is stuck when no run-ending state
     is reachable from it; the counterexample leads to the nearest stuck state.
-    Only a complete search can tell: a cut search says Unknown.
+    Only a complete search can tell: a cut search says Unknown. (Symmetry keeps
+    this exact: a permuted state can end exactly when the original can.)
     """
     if not stats.complete:
         return OracleResult(UNBOUNDED_WAIT, Verdict.UNKNOWN, 0, None)
-    back: dict[Hashable, list[Hashable]] = {}
+    back: dict[int, list[int]] = {}
     for node, out in graph.edges.items():
         for _, child, _ in out:
             back.setdefault(child, []).append(node)
     can_end = set(graph.ends)
-    queue: deque[Hashable] = deque(graph.ends)
+    queue: deque[int] = deque(graph.ends)
     while queue:
         for prev in back.get(queue.popleft(), ()):
             if prev not in can_end:
@@ -467,7 +993,7 @@ STARVATION = "starvation"
 def _starvation(
     stats: SearchStats,
     graph: _Graph,
-    parent: dict[Hashable, tuple[Hashable, int] | None],
+    parent: dict[int, tuple[int, int] | None],
 ) -> OracleResult:
     """A task waiting for pins that an endless run never lets through.
 
@@ -480,32 +1006,41 @@ def _starvation(
     stronger guarantee: a woken waiter that finds a new pin sleeps again. This is
     Jan Kara's "repeated short pins" denial of service.
 
+    Under symmetry T is followed by its canonical place, which an edge may move
+    (``graph.smaps``): the cycles are sought over (state, place) pairs.
+
     A cycle found is a real infinite run, so a cut search can report one; only a
     complete search can say Never.
     """
-    by_task: dict[int, dict[Hashable, bool]] = {}
-    for node, waiting in graph.pin_waits.items():
+    waiting: dict[tuple[int, int], bool] = {}
+    for node, pins in graph.pin_waits.items():
         if node in parent:
-            for tid, can_run in waiting:
-                by_task.setdefault(tid, {})[node] = can_run
-    found: list[tuple[int, Hashable, int]] = []  # (breadth-first order, node, task)
+            for place, can_run in pins:
+                waiting[(node, place)] = can_run
+    succ: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for node, place in waiting:
+        nxt = []
+        for ran, child, _ in graph.edges.get(node, ()):
+            if ran == place:
+                continue
+            smap = graph.smaps.get((node, ran, child))
+            moved = (child, smap[place] if smap is not None else place)
+            if moved in waiting:
+                nxt.append(moved)
+        succ[(node, place)] = nxt
+    found: list[tuple[int, int, int]] = []  # (breadth-first order, node, place)
     order = {node: i for i, node in enumerate(parent)}
-    for tid, nodes in sorted(by_task.items()):
-        succ = {
-            n: [c for t, c, _ in graph.edges.get(n, ()) if t != tid and c in nodes]
-            for n in nodes
-        }
-        for comp in _cycles(succ):
-            # Never able to run on the cycle is a plain endless wait (deadlock,
-            # unbounded-wait); always able, weak fairness would run it.
-            if any(not nodes[n] for n in comp) and any(nodes[n] for n in comp):
-                first = min(comp, key=order.__getitem__)
-                found.append((order[first], first, tid))
+    for comp in _cycles(succ):
+        # Never able to run on the cycle is a plain endless wait (deadlock,
+        # unbounded-wait); always able, weak fairness would run it.
+        if any(not waiting[n] for n in comp) and any(waiting[n] for n in comp):
+            first = min(comp, key=lambda n: (order[n[0]], n[1]))
+            found.append((order[first[0]], first[0], first[1]))
     if not found:
         verdict = Verdict.NEVER if stats.complete else Verdict.UNKNOWN
         return OracleResult(STARVATION, verdict, 0, None)
-    _, node, tid = min(found, key=lambda f: f[0])
-    name = graph.names[tid] if tid < len(graph.names) else str(tid)
+    _, node, place = min(found)
+    name = graph.names[place] if place < len(graph.names) else str(place)
     message = f"{name} waits for pins while the other tasks can take new ones for ever"
     cex = Counterexample(
         tuple(_path(parent, node)), Violation(STARVATION, message, name)
@@ -513,13 +1048,13 @@ def _starvation(
     return OracleResult(STARVATION, Verdict.SOMETIMES, len(found), cex)
 
 
-def _cycles(succ: dict[Hashable, list[Hashable]]) -> list[list[Hashable]]:
+def _cycles(succ: dict[Any, list[Any]]) -> list[list[Any]]:
     """Strongly connected components that hold a cycle (Tarjan, iterative)."""
-    index: dict[Hashable, int] = {}
-    low: dict[Hashable, int] = {}
-    on_stack: set[Hashable] = set()
-    stack: list[Hashable] = []
-    out: list[list[Hashable]] = []
+    index: dict[Any, int] = {}
+    low: dict[Any, int] = {}
+    on_stack: set[Any] = set()
+    stack: list[Any] = []
+    out: list[list[Any]] = []
     counter = 0
     for start in succ:
         if start in index:

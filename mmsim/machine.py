@@ -40,7 +40,10 @@ class Kernel(Machine):
     ) -> None:
         super().__init__()
         self.policies = policies
-        self.ops: Ops = build_ops(policies, _baseline_hooks())
+        ops = _OPS.get(policies)
+        if ops is None:
+            ops = _OPS[policies] = build_ops(policies, _baseline_hooks())
+        self.ops: Ops = ops
         self.frames = [Page(key=i) for i in range(nr_frames)]
         #: fs-dax ``ZONE_DEVICE`` pages, one per disk block, made by
         #: :meth:`enable_dax` when a DAX filesystem is mounted.
@@ -164,6 +167,8 @@ class Kernel(Machine):
     def count(self, item: str, n: int = 1) -> None:
         """Add to a /proc/vmstat counter."""
         self.vmstat[item] = self.vmstat.get(item, 0) + n
+        if self.events_seen is not None:
+            self.events_seen.add(item)
 
     def latency_begin(self, key: tuple[str, int]) -> None:
         """An operation identified by ``key`` starts now (for its latency)."""
@@ -228,6 +233,11 @@ class Kernel(Machine):
         if page.mapping is not None:
             return f"{page.mapping.host.name}:{page.index}"
         return f"page {page.key}"
+
+
+#: Hook tables by policy stack: a search builds thousands of machines from one
+#: stack (the key holds the policies, so no id is reused).
+_OPS: dict[tuple[Policy, ...], Ops] = {}
 
 
 def _baseline_hooks() -> dict[str, Callable[..., Any]]:

@@ -95,8 +95,9 @@ class Objection:
 
     Either a verdict (``scenario``, ``oracle``, on ``fs``): the objection is
     confirmed when that oracle is not Never for the fix; or a cost (``workload``,
-    ``metric``): confirmed when the fix's mean is above the baseline's (``metric``
-    ``"ending"``: when a run of the fix did not finish).
+    ``metric``): confirmed when the fix's mean is above the baseline's by more
+    than the spread over seeds and by at least 5% (``metric`` ``"ending"``: when
+    a run of the fix did not finish).
     """
 
     who: str

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from mmsim.mm_types import Inode, Vma
     from mmsim.umem import IbUmem
 
-__all__ = ["dio_read_loop", "hold_page_refs", "rdma_app", "rdma_peer", "user_store"]
+__all__ = [
+    "dio_read_loop",
+    "dio_reads",
+    "hold_page_refs",
+    "rdma_app",
+    "rdma_peer",
+    "user_store",
+]
 
 EFAULT = 14
 
@@ -85,6 +92,18 @@ def dio_read_loop(k: Kernel, src: Inode, lblk: int, vma: Vma, index: int) -> Pat
     while True:
         yield k.idle_until(lambda: True, "between two reads")
         yield from do_blockdev_direct_IO(k, src, lblk, vma, index)
+
+
+@kernel("user space", version="-")
+def dio_reads(
+    k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool, n: int
+) -> Path:
+    """``n`` O_DIRECT reads into the same mapped page, one after the other (a
+    database re-reading a block into its buffer)."""
+    done = 0
+    while done < n:
+        done += 1
+        yield from do_blockdev_direct_IO(k, src, lblk, vma, index, is_async)
 
 
 @kernel("user space", version="-")

@@ -18,6 +18,7 @@ __all__ = [
     "CheckResult",
     "CostResult",
     "CounterexampleFile",
+    "Coverage",
     "FileError",
     "OracleVerdict",
     "SearchStatistics",
@@ -34,7 +35,7 @@ class FileError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ViolationRecord(_Model):
@@ -67,6 +68,31 @@ class SearchStatistics(_Model):
     seconds: float | None
     complete: bool
     cut_by: list[str]
+    #: Whether states that differ only by a permutation of identical tasks
+    #: were merged (symmetry reduction).
+    symmetry: bool = True
+    #: Upper bound on the probability that two distinct states shared a 64-bit
+    #: fingerprint and were merged (n^2 / 2^65).
+    collision_bound: float = 0.0
+
+
+class Coverage(_Model):
+    """What the search reached: so that a "Never" is not vacuous.
+
+    ``unreached`` lists the steps (yields) of the kernel functions the search
+    entered that no run took, as ``function (file:line)``, the way SPIN reports
+    unreached statements. ``goals`` says, for each reachability goal of the
+    scenario (an event: a tracepoint or a vmstat counter), whether some run met
+    it; a verdict with an unmet goal is flagged.
+    """
+
+    unreached: list[str] = Field(default_factory=list)
+    goals: dict[str, bool] = Field(default_factory=dict)
+
+    @property
+    def unmet(self) -> list[str]:
+        """The goals no run reached."""
+        return [g for g, met in self.goals.items() if not met]
 
 
 class CounterexampleFile(_Model):
@@ -74,6 +100,8 @@ class CounterexampleFile(_Model):
 
     format: Literal["mmsim-counterexample/1"] = "mmsim-counterexample/1"
     scenario: str
+    #: The scenario's parameters (``--param``), when it takes any.
+    params: dict[str, int] = Field(default_factory=dict)
     policy: str
     fs: str
     oracles: list[str]
@@ -106,6 +134,7 @@ class CheckResult(_Model):
     """The verdict on one (scenario, policy, filesystem) cell."""
 
     scenario: str
+    params: dict[str, int] = Field(default_factory=dict)
     policy: str
     fs: str
     oracles: list[str]
@@ -114,6 +143,7 @@ class CheckResult(_Model):
     per_oracle: list[OracleVerdict]
     counterexample: CounterexampleFile | None = None
     diagram: str | None = None
+    coverage: Coverage = Field(default_factory=Coverage)
     command: str
 
     @property

@@ -20,15 +20,28 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mmsim.btrfs import Btrfs
+from mmsim.direct_io import do_blockdev_direct_IO
+from mmsim.engine import Task
 from mmsim.ext4 import Ext4
 from mmsim.ext4.file import Ext4Dax
 from mmsim.filemap import add_to_page_cache_lru
 from mmsim.fs import AddressSpaceOperations
+from mmsim.fs_writeback import vfs_fsync, wb_workfn
 from mmsim.machine import Kernel
 from mmsim.mm_types import Inode, Vma
+from mmsim.open import do_truncate, vfs_fallocate
 from mmsim.oracles import ORACLES
 from mmsim.policy import Policy
+from mmsim.programs import (
+    dio_read_loop,
+    dio_reads,
+    hold_page_refs,
+    rdma_app,
+    user_store,
+)
+from mmsim.rds import rds_rdma_read
 from mmsim.results import load_model
+from mmsim.vmscan import kswapd
 from mmsim.xfs import Xfs
 
 __all__ = [
@@ -40,6 +53,7 @@ __all__ = [
     "ScenarioSpec",
     "build",
     "load_scenario_file",
+    "spawn_task",
 ]
 
 PAGE_SIZE = 4096
@@ -106,6 +120,9 @@ class DioRead(_Model):
     repeat: bool = Field(
         default=False,
         description="read again and again (short pins, one after another, for ever)",
+    )
+    requests: int = Field(
+        default=1, ge=1, le=64, description="reads made, one after the other"
     )
 
 
@@ -219,6 +236,12 @@ class ScenarioSpec(_Model):
     files: list[FileSpec] = Field(min_length=1)
     mapping: MappingSpec | None = None
     tasks: list[TaskSpec] = Field(min_length=1)
+    #: Reachability goals: events (a tracepoint or a /proc/vmstat counter, by
+    #: name) that some run must meet, or the verdict is flagged as possibly
+    #: vacuous ("the page is evicted": ``pgsteal_kswapd``).
+    goals: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(
+        default_factory=list
+    )
 
     @model_validator(mode="after")
     def _references(self) -> ScenarioSpec:
@@ -284,13 +307,6 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
     Every file lives on ``fs`` unless it names its own. A file on fs-dax has no
     page cache: its ``cached`` pages are ignored.
     """
-    from mmsim.direct_io import do_blockdev_direct_IO
-    from mmsim.fs_writeback import vfs_fsync, wb_workfn
-    from mmsim.open import do_truncate, vfs_fallocate
-    from mmsim.programs import dio_read_loop, hold_page_refs, rdma_app, user_store
-    from mmsim.rds import rds_rdma_read
-    from mmsim.vmscan import kswapd
-
     m = spec.machine
     k = Kernel(
         policies, nr_frames=m.frames, nr_blocks=m.blocks, pgdat_dirty=m.pgdat_dirty
@@ -325,44 +341,79 @@ def build(spec: ScenarioSpec, policies: tuple[Policy, ...], fs: str = "ext4") ->
     if spec.mapping is not None:
         vma = k.add_vma(inodes[spec.mapping.file].mapping, spec.mapping.pages)
     for task in spec.tasks:
-        if isinstance(task, DioRead):
-            assert vma is not None
-            src = inodes[task.src]
-            if task.repeat:
-                gen = dio_read_loop(k, src, task.src_page, vma, task.page)
-                k.spawn("read(O_DIRECT) loop", "dio", gen, daemon=True)
-                continue
-            gen = do_blockdev_direct_IO(k, src, task.src_page, vma, task.page, task.aio)
-            k.spawn("io_submit(O_DIRECT)" if task.aio else "read(O_DIRECT)", "dio", gen)
-        elif isinstance(task, LegacyDriver):
-            assert vma is not None
-            gen = rds_rdma_read(k, vma, task.page, task.softirq)
-            k.spawn("rds-rdma-read", "driver", gen)
-        elif isinstance(task, RdmaApp):
-            assert vma is not None
-            k.spawn("rdma-app", "rdma", rdma_app(k, vma, task.page))
-        elif isinstance(task, Store):
-            assert vma is not None
-            k.spawn("store", "store", user_store(k, vma, task.page))
-        elif isinstance(task, GetRefs):
-            assert vma is not None
-            k.spawn("get-refs", "refs", hold_page_refs(k, vma, task.page, task.refs))
-        elif isinstance(task, PunchHole):
-            inode = inodes[task.file]
-            gen = inode.mapping.a_ops.punch_hole(k, inode.key, task.page)
-            k.spawn("fallocate(PUNCH_HOLE)", "punch", gen)
-        elif isinstance(task, Truncate):
-            k.spawn("ftruncate", "truncate", do_truncate(k, inodes[task.file].key))
-        elif isinstance(task, Fallocate):
-            gen = vfs_fallocate(k, inodes[task.file].key, task.page)
-            k.spawn(f"fallocate({task.file})", "alloc", gen)
-        elif isinstance(task, Fsync):
-            k.spawn(f"fsync({task.file})", "fsync", vfs_fsync(k, inodes[task.file].key))
-        elif isinstance(task, Flusher):
-            k.spawn("flush-8:0", "flusher", wb_workfn(k), daemon=True)
-        else:
-            k.spawn("kswapd0", "kswapd", kswapd(k), daemon=True)
+        spawn_task(k, task, inodes, vma)
+    k.symmetry = _symmetry(spec)
     return k
+
+
+def spawn_task(
+    k: Kernel, task: TaskSpec, inodes: dict[str, Inode], vma: Vma | None
+) -> Task:
+    """Start the program or kernel thread that ``task`` names, as a new task of
+    ``k`` (``inodes`` by file name; ``vma`` the user's mapping, if any)."""
+    if isinstance(task, DioRead):
+        assert vma is not None
+        src = inodes[task.src]
+        if task.repeat:
+            gen = dio_read_loop(k, src, task.src_page, vma, task.page)
+            return k.spawn("read(O_DIRECT) loop", "dio", gen, daemon=True)
+        name = "io_submit(O_DIRECT)" if task.aio else "read(O_DIRECT)"
+        if task.requests > 1:
+            gen = dio_reads(
+                k, src, task.src_page, vma, task.page, task.aio, task.requests
+            )
+        else:
+            gen = do_blockdev_direct_IO(k, src, task.src_page, vma, task.page, task.aio)
+        return k.spawn(name, "dio", gen)
+    if isinstance(task, LegacyDriver):
+        assert vma is not None
+        gen = rds_rdma_read(k, vma, task.page, task.softirq)
+        return k.spawn("rds-rdma-read", "driver", gen)
+    if isinstance(task, RdmaApp):
+        assert vma is not None
+        return k.spawn("rdma-app", "rdma", rdma_app(k, vma, task.page))
+    if isinstance(task, Store):
+        assert vma is not None
+        return k.spawn("store", "store", user_store(k, vma, task.page))
+    if isinstance(task, GetRefs):
+        assert vma is not None
+        return k.spawn("get-refs", "refs", hold_page_refs(k, vma, task.page, task.refs))
+    if isinstance(task, PunchHole):
+        inode = inodes[task.file]
+        gen = inode.mapping.a_ops.punch_hole(k, inode.key, task.page)
+        return k.spawn("fallocate(PUNCH_HOLE)", "punch", gen)
+    if isinstance(task, Truncate):
+        return k.spawn("ftruncate", "truncate", do_truncate(k, inodes[task.file].key))
+    if isinstance(task, Fallocate):
+        gen = vfs_fallocate(k, inodes[task.file].key, task.page)
+        return k.spawn(f"fallocate({task.file})", "alloc", gen)
+    if isinstance(task, Fsync):
+        return k.spawn(
+            f"fsync({task.file})", "fsync", vfs_fsync(k, inodes[task.file].key)
+        )
+    if isinstance(task, Flusher):
+        return k.spawn("flush-8:0", "flusher", wb_workfn(k), daemon=True)
+    return k.spawn("kswapd0", "kswapd", kswapd(k), daemon=True)
+
+
+def _symmetry(spec: ScenarioSpec) -> tuple[tuple[int, ...], ...]:
+    """Groups of tasks with identical specs: the same code from the same
+    arguments, and nothing in the model names a task, so they are interchangeable
+    (the explorer's symmetry reduction). Cached: a search builds thousands of
+    machines from one spec."""
+    known = _GROUPS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    by_spec: dict[int, list[int]] = {}
+    for tid, task in enumerate(spec.tasks):
+        first = next(i for i, t in enumerate(spec.tasks) if t == task)
+        by_spec.setdefault(first, []).append(tid)
+    groups = tuple(tuple(g) for g in by_spec.values() if len(g) > 1)
+    _GROUPS[id(spec)] = (spec, groups)  # holds the spec: its id is not reused
+    return groups
+
+
+_GROUPS: dict[int, tuple[ScenarioSpec, tuple[tuple[int, ...], ...]]] = {}
 
 
 def load_scenario_file(path: str | Path) -> ScenarioSpec:

@@ -7,6 +7,7 @@ TOML scenario file has; ``mmsim check path/to/scenario.toml`` runs one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from mmsim.scenario_spec import (
@@ -29,7 +30,7 @@ from mmsim.scenario_spec import (
     load_scenario_file,
 )
 
-__all__ = ["SCENARIOS", "ScenarioError", "get_scenario"]
+__all__ = ["MAX_PARAM", "PARAMETERS", "SCENARIOS", "ScenarioError", "get_scenario"]
 
 
 class ScenarioError(ValueError):
@@ -37,7 +38,15 @@ class ScenarioError(ValueError):
 
 
 def _seed(
-    sid: str, title: str, description: str, oracles: list[str], *, reclaim: bool
+    sid: str,
+    title: str,
+    description: str,
+    oracles: list[str],
+    *,
+    reclaim: bool,
+    readers: int = 1,
+    requests: int = 1,
+    flushers: int = 1,
 ) -> ScenarioSpec:
     """Jan Kara's set-up: file1 mapped MAP_SHARED, O_DIRECT read from file2 into it.
 
@@ -45,17 +54,29 @@ def _seed(
     DIO's GUP faults it in); it has no buffers, as ``mpage_readpage`` leaves it.
     Both files' blocks are allocated. The flusher always runs; kswapd runs when
     ``reclaim`` is set, under dirty pressure (PGDAT_DIRTY).
+
+    The parameters grow the work (``mmsim check dio/001 --param readers=2``):
+    ``readers`` processes each make ``requests`` O_DIRECT reads, one after the
+    other, into the same mapped page, against ``flushers`` flusher threads.
+    Identical readers (and flushers) are interchangeable, so the search merges
+    states that differ only by which of them stands where (symmetry).
     """
-    tasks: list[DioRead | Flusher | Kswapd] = [
-        DioRead(kind="dio-read", src="file2"),
-        Flusher(kind="flusher"),
-    ]
+    reader = (
+        DioRead(kind="dio-read", src="file2")
+        if requests == 1
+        else DioRead(kind="dio-read", src="file2", requests=requests)
+    )
+    tasks: list[DioRead | Flusher | Kswapd] = [reader] * readers
+    tasks += [Flusher(kind="flusher")] * flushers
     if reclaim:
         tasks.append(Kswapd(kind="kswapd"))
     return ScenarioSpec(
         id=sid,
         title=title,
         description=description,
+        # Writeback wrote the page (and, with reclaim, kswapd scanned it): a
+        # Never on a run that never got there would prove nothing.
+        goals=["nr_written", "pgscan_kswapd"] if reclaim else ["nr_written"],
         groups=["quick", "dio", "seed"],
         oracles=oracles,
         filesystems=["ext4", "iomap", "cow"],
@@ -68,8 +89,8 @@ def _seed(
     )
 
 
-_BUILTIN = [
-    _seed(
+def _dio_001(**params: int) -> ScenarioSpec:
+    return _seed(
         "dio/001",
         "DIO read into a MAP_SHARED page, with writeback and reclaim (race A)",
         "Jan Kara, 3 Jan 2018: read(fd2, addr) with O_DIRECT where addr maps file1 "
@@ -77,8 +98,12 @@ _BUILTIN = [
         "and fails to free it, and DIO completion re-dirties a page with no buffers.",
         ["nobuffers-writeback", "lost-write", "unreserved-writeback"],
         reclaim=True,
-    ),
-    _seed(
+        **params,
+    )
+
+
+def _dio_002(**params: int) -> ScenarioSpec:
+    return _seed(
         "dio/002",
         "DIO read into a MAP_SHARED page, with writeback only (race B)",
         "Jan Kara, 4 Jan 2018: no reclaim needed. Writeback's clear_page_dirty_for_io "
@@ -86,7 +111,32 @@ _BUILTIN = [
         "->page_mkwrite.",
         ["dirty-without-mkwrite", "unstable-writeback", "writable-clean-pte"],
         reclaim=False,
-    ),
+        **params,
+    )
+
+
+#: Scenarios whose size can grow: id → (builder, parameters with their defaults
+#: and meaning). Each parameter is a count from 1 to :data:`MAX_PARAM`.
+PARAMETERS: dict[
+    str, tuple[Callable[..., ScenarioSpec], dict[str, tuple[int, str]]]
+] = {
+    sid: (
+        builder,
+        {
+            "readers": (1, "processes making O_DIRECT reads into the mapped page"),
+            "requests": (1, "reads each of them makes, one after the other"),
+            "flushers": (1, "writeback flusher threads"),
+        },
+    )
+    for sid, builder in (("dio/001", _dio_001), ("dio/002", _dio_002))
+}
+
+#: The largest value a scenario parameter takes.
+MAX_PARAM = 8
+
+_BUILTIN = [
+    _dio_001(),
+    _dio_002(),
     ScenarioSpec(
         id="dio/003",
         title="AIO DIO read completing in interrupt context (bio_check_pages_dirty)",
@@ -399,17 +449,40 @@ _BUILTIN += [
 SCENARIOS: dict[str, ScenarioSpec] = {s.id: s for s in _BUILTIN}
 
 
-def get_scenario(name: str) -> ScenarioSpec:
-    """A built-in scenario by id, or a TOML scenario file by path."""
+def get_scenario(name: str, params: dict[str, int] | None = None) -> ScenarioSpec:
+    """A built-in scenario by id, or a TOML scenario file by path.
+
+    ``params`` sizes a scenario that takes parameters (see :data:`PARAMETERS`);
+    an unknown parameter or a value out of range is a :class:`ScenarioError`.
+    """
     if name.endswith(".toml") or Path(name).is_file():
+        if params:
+            raise ScenarioError(f"scenario file {name} takes no parameters")
         try:
             return load_scenario_file(name)
         except ScenarioFileError as exc:
             raise ScenarioError(str(exc)) from None
     try:
-        return SCENARIOS[name]
+        spec = SCENARIOS[name]
     except KeyError:
         known = ", ".join(sorted(SCENARIOS))
         raise ScenarioError(
             f"unknown scenario {name!r} (known: {known}; or give a .toml file)"
         ) from None
+    if not params:
+        return spec
+    if name not in PARAMETERS:
+        raise ScenarioError(f"scenario {name} takes no parameters")
+    builder, known_params = PARAMETERS[name]
+    for key, value in params.items():
+        if key not in known_params:
+            raise ScenarioError(
+                f"scenario {name} has no parameter {key!r} "
+                f"(it has: {', '.join(known_params)})"
+            )
+        if not 1 <= value <= MAX_PARAM:
+            raise ScenarioError(
+                f"scenario {name}: parameter {key} must be from 1 to {MAX_PARAM}, "
+                f"not {value}"
+            )
+    return builder(**params)

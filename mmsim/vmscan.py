@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
+from mmsim.buffer import try_to_free_buffers
 from mmsim.engine import kernel
 from mmsim.filemap import __delete_from_page_cache, trylock_page, unlock_page
 from mmsim.fs import SyncMode, WritebackControl
@@ -60,10 +61,19 @@ def pageout(k: Kernel, page: Page) -> Path:
 
     Refuses (PAGE_KEEP) a page with extra references; otherwise
     ``clear_page_dirty_for_io``, PG_reclaim, ``->writepage`` with ``for_reclaim``.
+    A dirty page that truncate or hole punch took out of the cache while GUP
+    held it (an orphan: ``page->mapping == NULL``) has no ``->writepage``: its
+    buffers go (``try_to_free_buffers``, then ``ClearPageDirty``: the data is
+    dropped, "orphaned page" in the log) or it is kept.
     """
     if not is_page_cache_freeable(k, page):
         return PageoutResult.PAGE_KEEP
-    assert page.mapping is not None
+    if page.mapping is None:
+        if page.private is not None and try_to_free_buffers(k, page):
+            page.dirty = False
+            k.tracepoint("pageout_orphaned", page, "pageout: orphaned page")
+            return PageoutResult.PAGE_CLEAN
+        return PageoutResult.PAGE_KEEP
     wbc = WritebackControl(sync_mode=SyncMode.WB_SYNC_NONE, for_reclaim=True)
     if (yield from k.ops.clear_page_dirty_for_io(k, page, None)):
         page.reclaim = True

@@ -67,5 +67,6 @@ class DeferRelease(GupCounting):
 
     def try_to_release_page(self, nxt: Any, k: Kernel, page: Page) -> bool:
         if gup_count(page, KEY):
+            k.count("release_deferred")  # a reachability goal: the fix acted
             return False
         return bool(nxt(k, page))

@@ -1,22 +1,19 @@
-"""Test configuration: Hypothesis profiles (our own ``ci`` replaces the built-in)."""
+"""Test configuration: Hypothesis profiles (our own ``ci`` replaces the built-in).
+
+The profiles are mmsim's (``mmsim.fuzz.register_profiles``, which the pytest
+plugin's ``--mmsim-profile`` loads too): ``ci`` when ``CI`` is set, else
+``dev``; ``MMSIM_HYPOTHESIS_PROFILE`` names another.
+"""
 
 from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
-settings.register_profile("dev", max_examples=100)
-settings.register_profile(
-    "ci",
-    max_examples=100,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile("nightly", max_examples=5000, deadline=None)
+from mmsim.fuzz import register_profiles
+
+register_profiles()
 settings.load_profile(
     os.environ.get("MMSIM_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 from hypothesis import strategies as st
 
 from mmsim.engine import Machine, Oracle, Path, Wait
@@ -23,7 +24,11 @@ Program = list[list[Op]]
 
 
 class ToyMachine(Machine):
-    """Shared variables and locks; tasks interpret their operation lists."""
+    """Shared variables and locks; tasks interpret their operation lists.
+
+    A task's register is a local of its generator (not shared state), so tasks
+    with the same operations are interchangeable: they form a symmetry group.
+    """
 
     def __init__(
         self, program: Program, nvars: int, nlocks: int, bad: int | None = None
@@ -31,13 +36,17 @@ class ToyMachine(Machine):
         super().__init__()
         self.vars = [0] * nvars
         self.locks = [False] * nlocks
-        self.regs = [0] * len(program)
         for i, ops in enumerate(program):
-            self.spawn(f"T{i}", "toy", self._run(i, ops))
+            self.spawn(f"T{i}", "toy", self._run(ops))
+        groups: dict[str, list[int]] = {}
+        for i, ops in enumerate(program):
+            groups.setdefault(repr(ops), []).append(i)
+        self.symmetry = tuple(tuple(g) for g in groups.values() if len(g) > 1)
         if bad is not None:
             self.install_oracles([_VarIsNot(bad)])
 
-    def _run(self, i: int, ops: list[Op]) -> Path:
+    def _run(self, ops: list[Op]) -> Path:
+        reg = 0
         pc = 0
         while pc < len(ops):
             op = ops[pc]
@@ -48,9 +57,9 @@ class ToyMachine(Machine):
             elif kind == "add":
                 self.vars[op[1]] += op[2]
             elif kind == "load":
-                self.regs[i] = self.vars[op[1]]
+                reg = self.vars[op[1]]
             elif kind == "store":
-                self.vars[op[1]] = self.regs[i]
+                self.vars[op[1]] = reg
             elif kind == "lock":
                 lk = op[1]
                 if self.locks[lk]:
@@ -67,7 +76,20 @@ class ToyMachine(Machine):
             yield
 
     def state_snapshot(self) -> tuple[Any, ...]:
-        return (tuple(self.vars), tuple(self.locks), tuple(self.regs))
+        return (tuple(self.vars), tuple(self.locks))
+
+
+@attrs.frozen
+class ToyFactory:
+    """Builds a :class:`ToyMachine`; picklable, for searches on a process pool."""
+
+    program: Program
+    nvars: int
+    nlocks: int
+    bad: int | None = None
+
+    def __call__(self) -> ToyMachine:
+        return ToyMachine(self.program, self.nvars, self.nlocks, self.bad)
 
 
 class _VarIsNot(Oracle):
@@ -87,15 +109,19 @@ def outcome(m: ToyMachine) -> tuple[Any, ...]:
     return (m.state_snapshot(), tuple(v.oracle for v in m.violations if v.fatal))
 
 
-def brute_force(make: Any) -> tuple[set[tuple[Any, ...]], set[str]]:
+def brute_force(
+    make: Any, preemption_bound: int | None = None
+) -> tuple[set[tuple[Any, ...]], set[str]]:
     """Every interleaving, by full re-execution and no merging.
 
-    Returns the set of run outcomes and the set of oracles violated on any run.
+    With ``preemption_bound``, only the runs with at most that many preemptions
+    (switching away from a task that could go on). Returns the set of run
+    outcomes and the set of oracles violated on any run.
     """
     outcomes: set[tuple[Any, ...]] = set()
     fired: set[str] = set()
 
-    def visit(schedule: list[int]) -> None:
+    def visit(schedule: list[int], preemptions: int) -> None:
         m = make()
         for tid in schedule:
             m.step(tid)
@@ -109,10 +135,13 @@ def brute_force(make: Any) -> tuple[set[tuple[Any, ...]], set[str]]:
             fired.update(v.oracle for v in m.violations)
             outcomes.add(outcome(m))
             return
+        last = schedule[-1] if schedule else None
         for tid in enabled:
-            visit([*schedule, tid])
+            p = preemptions + (last in enabled and tid != last)
+            if preemption_bound is None or p <= preemption_bound:
+                visit([*schedule, tid], p)
 
-    visit([])
+    visit([], 0)
     return outcomes, fired
 
 
@@ -130,11 +159,11 @@ def programs(
     nvars, nlocks = 2, 1
     ntasks = draw(st.integers(2, max_tasks))
     program: Program = []
-    budget = max_total
-    for _ in range(ntasks):
+    while len(program) < ntasks:
+        budget = max_total - sum(len(o) for o in program)
         ops: list[Op] = []
         for _ in range(draw(st.integers(1, max_ops))):
-            if budget < 3:
+            if budget - len(ops) < 3:
                 break
             kind = draw(
                 st.sampled_from(["set", "add", "load", "store", "locked", "await"])
@@ -152,8 +181,12 @@ def programs(
                 ops += [("lock", 0), ("add", var, 1), ("unlock", 0)]
             else:
                 ops.append(("await", var, draw(st.integers(0, 2))))
-            budget = max_total - sum(len(o) for o in program) - len(ops)
         if not ops:
             ops.append(("set", 1, 0))
         program.append(ops)
+        # Identical tasks (several readers, several flushers) exercise the
+        # symmetry reduction; they count against the same budgets.
+        room = max_total - sum(len(o) for o in program)
+        if len(program) < ntasks and len(ops) <= room and draw(st.booleans()):
+            program.append(list(ops))
     return program, nvars, nlocks

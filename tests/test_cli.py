@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -67,12 +69,22 @@ def test_json_replays_to_the_same_violation(
             "policy 'fault-on-dirty' does not apply on dax: fs-dax has no page cache",
         ),
         (["replay", "/nonexistent.json"], "no such file"),
+        (["check", "dio/001", "--param", "nope=2"], "has no parameter 'nope'"),
+        (["check", "dio/001", "--param", "readers=99"], "must be from 1 to 8"),
+        (["check", "dio/004", "--param", "readers=2"], "takes no parameters"),
+        (["check", "dio/001", "--param", "readers"], "expected KEY=N"),
+        (["check", "dio/001", "--resume", "/nonexistent"], "no such checkpoint"),
+        (
+            ["check", "dio/001", "--strategy", "pct", "--jobs", "2"],
+            "--jobs applies to the exhaustive search only",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) if "--max-steps" in argv else nullcontext():
+    parse_error = "--max-steps" in argv or argv[-1] == "readers"
+    with pytest.raises(SystemExit) if parse_error else nullcontext():
         code = main(argv)
         assert code == 2
     err = capsys.readouterr().err
@@ -222,3 +234,114 @@ def test_cost_bad_input_is_one_line(
     err = capsys.readouterr().err
     assert expected in err
     assert err.count("\n") == 1
+
+
+def test_parameters_grow_the_search(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["check", "dio/002", "--param", "readers=2", "--no-diagram"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("dio/002[readers=2] under baseline on ext4: Sometimes")
+    assert "reproduce: mmsim check dio/002 --param readers=2 --policy baseline" in out
+    one = int(_states(main, ["check", "dio/002", "--no-diagram"], capsys))
+    two = int(_states(main, argv, capsys))
+    plain = int(_states(main, [*argv, "--no-symmetry"], capsys))
+    assert one < two < plain
+
+
+def _states(run: object, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    main(argv)
+    line = next(
+        ln for ln in capsys.readouterr().out.splitlines() if "distinct states" in ln
+    )
+    return line.split("search: ")[1].split(" distinct")[0].replace(",", "")
+
+
+def test_first_stops_at_a_shortest_violation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", "dio/001", "--first", "--no-diagram"]) == 1
+    out = capsys.readouterr().out
+    assert "cut by stopped at the first violation" in out
+    assert "shortest counterexample: 17 steps" in out
+    assert "--first" in out.split("reproduce: ")[1]
+
+
+def test_coverage_and_goals(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["check", "dio/002", "--oracle", "nobuffers-writeback", "--coverage"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "goal nr_written: reached" in out
+    assert "steps never reached: " in out
+    # A goal no run meets flags the verdict: Never is then not a proof (exit 3).
+    assert main([*argv, "--goal", "pgsteal_kswapd"]) == 3
+    out = capsys.readouterr().out
+    assert "goal pgsteal_kswapd: NEVER REACHED" in out
+    assert "may be vacuous" in out
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct", "swarm", "portfolio"])
+def test_samplers_print_their_seed_and_reproduce(
+    strategy: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["check", "dio/002", "--oracle", "dirty-without-mkwrite"]
+    argv += ["--strategy", strategy, "--seed", "7", "--no-diagram"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert f"{strategy} sampling, seed 7" in out
+    assert "Sometimes: run " in out
+    assert "dirty-without-mkwrite" in out
+    again = main(argv)
+    assert again == 1
+    assert capsys.readouterr().out == out  # the same seed, the same runs
+
+
+def test_a_sampler_never_says_never(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "check", "dio/002", "--oracle", "nobuffers-writeback", "--strategy", "pct",
+        "--seed", "1", "--runs", "20",
+    ]  # fmt: skip
+    assert main(argv) == 3
+    out = capsys.readouterr().out
+    assert "no violation in 20 runs" in out
+    assert "PCT bound" in out
+
+
+def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
+    """Ctrl-C during a long search: exit 130, the search saved; --resume goes on
+    from there (a budget then cuts it again, saved again, further along)."""
+    ckpt = tmp_path / "search.ckpt"
+    cmd = [sys.executable, "-m", "mmsim", "check", "dio/001", "--param", "readers=2"]
+    cmd += ["--checkpoint", str(ckpt)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(4)  # well into a search that takes minutes: then Ctrl-C
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert b"the search was saved to" in err
+    assert err.count(b"\n") == 1
+    assert ckpt.exists()
+    first = _checkpoint_states(ckpt)
+    resumed = subprocess.run(
+        [
+            *cmd[:-2],
+            "--resume",
+            str(ckpt),
+            "--checkpoint",
+            str(ckpt),
+            "--max-time",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert resumed.returncode == 3, resumed.stderr
+    assert "cut by max_time=2s" in resumed.stdout
+    assert f"checkpoint: {ckpt}" in resumed.stdout
+    assert _checkpoint_states(ckpt) > first
+
+
+def _checkpoint_states(path: Path) -> int:
+    from mmsim.explorer import _Search
+
+    return _Search.load(path).stats.states

@@ -1,40 +1,183 @@
-"""The explorer against brute force, and its bounds and verdicts."""
+"""The explorer against brute force, and its bounds and verdicts.
+
+Every reduction (state caching, symmetry), the preemption bound, the parallel
+search and a resumed search are checked against brute-force enumeration (or
+the plain search) on Hypothesis-generated programs: as many as the profile
+says (``ci``: 100 each; ``MMSIM_HYPOTHESIS_PROFILE=nightly``: 5,000).
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmsim.engine import Machine, Oracle, Path, Wait
-from mmsim.explorer import Bounds, Verdict, explore
-from tests.programs import ToyMachine, brute_force, outcome, programs
+from mmsim.engine import Machine, Oracle, Wait
+from mmsim.engine import Path as KernelPath
+from mmsim.explorer import Bounds, CheckpointError, Verdict, explore, settle
+from tests.programs import ToyFactory, ToyMachine, brute_force, outcome, programs
 
 
 def _explored(
-    make: Any, bounds: Bounds | None = None
+    make: Any, bounds: Bounds | None = None, **kw: Any
 ) -> tuple[set[Any], set[str], Any]:
-    seen: set[Any] = set()
-    result = explore(make, bounds, on_leaf=lambda m, _: seen.add(outcome(m)))
-    fired = {o for o, r in result.oracles.items() if r.verdict != Verdict.NEVER}
-    return seen, fired, result
+    result = explore(make, bounds, leaf_key=_leaf, **kw)
+    fired = {
+        o
+        for o, r in result.oracles.items()
+        if r.verdict in (Verdict.SOMETIMES, Verdict.ALWAYS)
+    }
+    return set(result.leaves), fired, result
 
 
-@settings(max_examples=150, deadline=None)
+def _leaf(m: Any, status: str) -> Any:
+    return outcome(m)
+
+
+@settings(deadline=None)
 @given(programs(), st.integers(1, 3))
 def test_reachable_outcomes_equal_brute_force(prog: Any, bad: int) -> None:
-    program, nvars, nlocks = prog
-
-    def make() -> ToyMachine:
-        return ToyMachine(program, nvars, nlocks, bad=bad)
-
+    """Every reduction on (state caching, symmetry): the same terminal states
+    and the same violated oracles as every interleaving run without merging."""
+    make = ToyFactory(*prog, bad=bad)
     expected, expected_fired = brute_force(make)
     got, fired, result = _explored(make)
     assert got == expected
     assert fired == expected_fired
     assert result.stats.complete
     assert (result.verdict != Verdict.NEVER) == bool(expected_fired)
+
+
+@settings(deadline=None)
+@given(programs(), st.integers(1, 3))
+def test_symmetry_merges_states_and_changes_nothing_else(prog: Any, bad: int) -> None:
+    make = ToyFactory(*prog, bad=bad)
+    on = explore(make, leaf_key=_leaf)
+    off = explore(make, leaf_key=_leaf, symmetry=False)
+    assert on.leaves == off.leaves
+    assert {o: r.verdict for o, r in on.oracles.items()} == {
+        o: r.verdict for o, r in off.oracles.items()
+    }
+    # Shortest counterexamples are as short, and replay to their violation.
+    for oid, r in on.oracles.items():
+        other = off.oracles[oid].counterexample
+        if r.counterexample is None:
+            assert other is None
+            continue
+        assert other is not None
+        assert len(r.counterexample.schedule) == len(other.schedule)
+        m = make()
+        for tid in r.counterexample.schedule:
+            assert tid in m.enabled()
+            m.step(tid)
+        if r.counterexample.at_end:
+            settle(m)
+        assert any(v.oracle == oid for v in m.violations)
+    assert on.stats.states <= off.stats.states
+    if not make().symmetry:
+        assert on.stats.states == off.stats.states
+
+
+@settings(deadline=None)
+@given(programs(max_total=8), st.integers(1, 3), st.integers(0, 2))
+def test_preemption_bound_explores_exactly_the_bounded_runs(
+    prog: Any, bad: int, bound: int
+) -> None:
+    make = ToyFactory(*prog, bad=bad)
+    expected, expected_fired = brute_force(make, preemption_bound=bound)
+    got, fired, _ = _explored(make, Bounds(preemption_bound=bound))
+    assert got == expected
+    assert fired == expected_fired
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ProcessPoolExecutor]:
+    with ProcessPoolExecutor(2) as executor:
+        yield executor
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(programs(), st.integers(1, 3), st.integers(1, 3))
+def test_parallel_search_equals_serial(
+    pool: ProcessPoolExecutor, prog: Any, bad: int, batch: int
+) -> None:
+    """Batches of states expanded on a process pool: the same verdicts, the same
+    distinct-state count and the same counterexamples as in one process."""
+    make = ToyFactory(*prog, bad=bad)
+    serial = explore(make, leaf_key=_leaf)
+    parallel = explore(make, leaf_key=_leaf, executor=pool, batch_size=batch)
+    assert parallel.leaves == serial.leaves
+    assert parallel.stats.states == serial.stats.states
+    assert parallel.stats.transitions == serial.stats.transitions
+    assert parallel.oracles == serial.oracles
+
+
+@settings(deadline=None)
+@given(programs(), st.integers(1, 3), st.integers(1, 6))
+def test_resumed_search_equals_uninterrupted(
+    tmp_path_factory: pytest.TempPathFactory, prog: Any, bad: int, cut: int
+) -> None:
+    """A search cut by a budget, saved and resumed, ends where one run would."""
+    make = ToyFactory(*prog, bad=bad)
+    path = tmp_path_factory.mktemp("ckpt") / "search.ckpt"
+    whole = explore(make, leaf_key=_leaf)
+    first = explore(
+        make, Bounds(max_states=cut), leaf_key=_leaf, batch_size=1, checkpoint=path
+    )
+    if first.stats.complete:
+        assert first.oracles == whole.oracles
+        return
+    resumed = explore(make, leaf_key=_leaf, batch_size=1, resume=path)
+    assert resumed.stats.complete
+    assert resumed.stats.states == whole.stats.states
+    assert resumed.oracles == whole.oracles
+    assert first.leaves <= resumed.leaves == whole.leaves
+
+
+def test_a_checkpoint_of_another_search_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "search.ckpt"
+    prog = [[("add", 0, 1)] * 3, [("add", 1, 1)] * 3]
+    explore(ToyFactory(prog, 2, 0), Bounds(max_states=3), checkpoint=path)
+    with pytest.raises(CheckpointError, match="another search"):
+        explore(ToyFactory(prog, 2, 0, bad=1), resume=path)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a search checkpoint"):
+        explore(ToyFactory(prog, 2, 0), resume=path)
+
+
+def test_symmetry_merges_identical_tasks() -> None:
+    # Three identical tasks of two steps each: a task is not started, after its
+    # first step, after its second, or done: 4**3 states, and up to symmetry
+    # the multisets of three of the four places, C(6, 3).
+    prog = [[("add", 0, 1), ("add", 1, 1)]] * 3
+    on = explore(ToyFactory(prog, 2, 0))
+    off = explore(ToyFactory(prog, 2, 0), symmetry=False)
+    assert off.stats.states == 4**3
+    assert on.stats.states == 20
+    assert on.stats.complete
+    assert off.stats.complete
+
+
+def test_unreached_steps_are_reported() -> None:
+    # The lock's wait is a step only a contended lock reaches: with one locker it
+    # is reported unreached, with two it is not.
+    source, first = inspect.getsourcelines(ToyMachine._run)
+    wait_line = first + next(
+        i for i, text in enumerate(source) if "Wait(lambda lk=lk" in text
+    )
+    locked = [("lock", 0), ("add", 0, 1), ("unlock", 0)]
+    alone = explore(ToyFactory([locked, [("set", 1, 1)]], 2, 1))
+    contended = explore(ToyFactory([locked, list(locked)], 2, 1))
+    assert all(u.function == "ToyMachine._run" for u in alone.unreached)
+    assert wait_line in {u.line for u in alone.unreached}
+    assert wait_line not in {u.line for u in contended.unreached}
+    assert set(contended.unreached) < set(alone.unreached)
 
 
 def test_verdict_words() -> None:
@@ -144,7 +287,7 @@ class _PinLoop(Machine):
     def state_snapshot(self) -> tuple[int, ...]:
         return (self.pins, self.done)
 
-    def _pinner(self, fair: bool) -> Path:
+    def _pinner(self, fair: bool) -> KernelPath:
         while True:
             yield Wait(lambda: True, "between requests", idle=True)
             if fair and not self.done:
@@ -153,7 +296,7 @@ class _PinLoop(Machine):
             yield
             self.pins -= 1
 
-    def _waiter(self) -> Path:
+    def _waiter(self) -> KernelPath:
         yield
         yield Wait(lambda: self.pins == 0, "wait for unpin", pins=True)
         self.done = True
@@ -168,3 +311,23 @@ def test_starvation_needs_the_condition_to_come_and_go() -> None:
     assert explore(lambda: _PinLoop(fair=True)).oracles["starvation"].verdict == (
         Verdict.NEVER
     )
+
+
+def test_a_dask_cluster_gives_the_same_search() -> None:
+    """The documented way to search on a cluster: the same verdicts, state count
+    and counterexamples as in one process, for a kernel scenario."""
+    distributed = pytest.importorskip("distributed")
+    from mmsim._api import machine_factory
+
+    make, _, _ = machine_factory("dio/002", params={"readers": 2})
+    serial = explore(make)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        on_dask = explore(make, executor=client.get_executor())
+    assert on_dask.stats.states == serial.stats.states
+    assert on_dask.stats.transitions == serial.stats.transitions
+    assert on_dask.oracles == serial.oracles

@@ -1,0 +1,228 @@
+"""The explorer's performance goals, measured on this machine in one run.
+
+Each benchmark prints its figures and stores them in ``extra_info``; none is
+asserted (a timing assertion would be a flaky test). The reference figures (a
+model checker, SPIN 6.5 with partial-order reduction, on an independently
+written model of the same race, on the same kind of 2-core machine) are the
+bar the issue sets; the printout puts mmsim's figure beside each.
+
+Run with ``pytest benchmarks/bench_search.py -m benchmark -s``. With
+``--benchmark-disable`` (CI's smoke run) each runs a small configuration once so
+that it cannot rot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import pytest
+
+from mmsim._api import machine_factory
+from mmsim.explorer import Bounds, explore
+from mmsim.report import cells
+from mmsim.sampling import sample
+
+pytestmark = pytest.mark.benchmark
+
+SEED = 20180103  # the day of Jan Kara's report; printed with the results
+
+#: The growth table's sizes: readers x requests, each against two flushers.
+SIZES = [(1, 1), (2, 2), (3, 3)]
+
+#: Budget of each search in the growth table (the issue's bar for 3x3).
+BUDGET_S, BUDGET_MIB = 60.0, 1024.0
+
+
+def _cli(*args: str) -> tuple[float, str]:
+    """Wall time of ``python -m mmsim ARGS`` in a new process, and its output."""
+    t = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "mmsim", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return time.perf_counter() - t, out.stdout
+
+
+def test_seed_race_shortest_counterexample_from_the_cli(benchmark: Any) -> None:
+    """Goal: under 0.5 s from the command line, process start included, with the
+    shortest counterexample printed (SPIN: about 1.8 s, 35 steps)."""
+    rounds = 1 if benchmark.disabled else 5
+    times: list[float] = []
+
+    def run() -> str:
+        seconds, out = _cli("check", "dio/001", "--first")
+        times.append(seconds)
+        return out
+
+    out = benchmark.pedantic(run, rounds=rounds, iterations=1)
+    assert "shortest counterexample: 17 steps" in out
+    wall = statistics.median(times)
+    benchmark.extra_info.update(median_wall_s=wall, steps=17, goal_s=0.5)
+    print(f"\nmmsim check dio/001 --first: median {wall:.2f}s over {rounds} runs")
+
+
+def _search(readers: int, requests: int, flushers: int, policy: str) -> dict[str, Any]:
+    """One exhaustive search in a fresh process, for its own peak memory."""
+    code = (
+        "import json, sys\n"
+        "from mmsim._api import machine_factory\n"
+        "from mmsim.explorer import Bounds, explore\n"
+        f"make, _, _ = machine_factory('dio/001', {policy!r}, params="
+        f"dict(readers={readers}, requests={requests}, flushers={flushers}))\n"
+        f"r = explore(make, Bounds(max_time={BUDGET_S}, max_memory={BUDGET_MIB}))\n"
+        "s = r.stats\n"
+        "json.dump(dict(verdict=r.verdict.value, states=s.states, "
+        "transitions=s.transitions, executions=s.executions, seconds=s.seconds, "
+        "peak_mib=s.peak_mib, complete=s.complete, cut_by=s.cut_by), sys.stdout)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def test_defer_release_two_readers_two_requests_two_flushers(benchmark: Any) -> None:
+    """Goal: defer-release proved (Never) on 2 readers x 2 requests with two
+    flushers in under 5 s (SPIN: about 1.8 s, 454 thousand states)."""
+    size = (1, 1) if benchmark.disabled else (2, 2)
+    result = benchmark.pedantic(
+        lambda: _search(*size, 2, "defer-release"), rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(result)
+    print(
+        f"\ndefer-release on dio/001 {size[0]}x{size[1]}, 2 flushers: "
+        f"{result['verdict']}, {result['states']:,} states in "
+        f"{result['seconds']:.1f}s, peak {result['peak_mib']:.0f} MiB"
+        + ("" if result["complete"] else f", cut by {', '.join(result['cut_by'])}")
+    )
+
+
+def test_growth_table(benchmark: Any) -> None:
+    """Distinct states, executions, wall time and peak memory against the size
+    (readers x requests, two flushers), under defer-release, so the growth is
+    visible (SPIN at 3x3: 34.7 million states, 44 s, 2.1 GB)."""
+    sizes = SIZES[:1] if benchmark.disabled else SIZES
+    rows = benchmark.pedantic(
+        lambda: [_search(r, q, 2, "defer-release") for r, q in sizes],
+        rounds=1,
+        iterations=1,
+    )
+    lines = [
+        f"{'size':>5} {'verdict':>9} {'states':>12} {'executions':>12} "
+        f"{'wall s':>8} {'peak MiB':>9}  search"
+    ]
+    for (r, q), row in zip(sizes, rows, strict=True):
+        scope = "complete" if row["complete"] else "cut by " + ", ".join(row["cut_by"])
+        lines.append(
+            f"{r}x{q:<3} {row['verdict']:>9} {row['states']:>12,} "
+            f"{row['executions']:>12,} {row['seconds']:>8.1f} "
+            f"{row['peak_mib']:>9.0f}  {scope}"
+        )
+    benchmark.extra_info["table"] = rows
+    print("\n" + "\n".join(lines))
+
+
+def test_preemption_bounds_and_random_walk(benchmark: Any) -> None:
+    """The seed race under preemption bounds 0..2, and the runs a uniform random
+    walk needs (goal: a median of at most 4)."""
+    make, _, _ = machine_factory("dio/001")
+    bounds = [0, 1] if benchmark.disabled else [0, 1, 2]
+
+    def run() -> dict[int, str]:
+        return {
+            b: explore(make, Bounds(preemption_bound=b))
+            .oracles["nobuffers-writeback"]
+            .verdict.value
+            for b in bounds
+        }
+
+    found = benchmark.pedantic(run, rounds=1, iterations=1)
+    seeds = range(SEED, SEED + (3 if benchmark.disabled else 21))
+    runs = [sample(make, "random", seed=s).runs for s in seeds]
+    median = statistics.median(runs)
+    benchmark.extra_info.update(by_bound=found, random_median_runs=median)
+    print(
+        "\nseed race by preemption bound: "
+        + ", ".join(f"{b}: {v}" for b, v in found.items())
+        + f"; uniform random: median {median} runs over seeds {seeds.start}.."
+        f"{seeds.stop - 1}"
+    )
+
+
+def test_portfolio_against_uniform_random(benchmark: Any) -> None:
+    """On the scenario where uniform random scheduling needs the most runs, the
+    portfolio (random, PCT, swarm) against uniform random alone, same seeds."""
+    nseeds = 3 if benchmark.disabled else 15
+    seeds = range(SEED, SEED + nseeds)
+    candidates = [c for c in cells(quick=True) if c[1] == "baseline"]
+    if benchmark.disabled:
+        candidates = candidates[:3]
+
+    def median_runs(cell: tuple[str, str, str], strategy: str) -> float:
+        make, _, _ = machine_factory(cell[0], cell[1], fs=cell[2])
+        return statistics.median(
+            sample(make, strategy, seed=s, max_runs=500).runs for s in seeds
+        )
+
+    def run() -> tuple[tuple[str, str, str], float, float]:
+        # Only cells where some run breaks an oracle a step can see (the
+        # graph oracles, starvation and unbounded waits, no sampler can).
+        hard = []
+        for cell in candidates:
+            runs = median_runs(cell, "random")
+            if runs < 500:
+                hard.append((runs, cell))
+        runs, cell = max(hard)
+        return cell, runs, median_runs(cell, "portfolio")
+
+    cell, uniform, portfolio = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(
+        cell=list(cell), uniform_median=uniform, portfolio_median=portfolio
+    )
+    print(
+        f"\nhardest for uniform random: {cell[0]} on {cell[2]}: uniform median "
+        f"{uniform} runs, portfolio median {portfolio} runs (seeds {seeds.start}.."
+        f"{seeds.stop - 1}; ratio {uniform / portfolio:.2f})"
+    )
+
+
+def test_parallel_speedup(benchmark: Any) -> None:
+    """The same search serial and on a 2-process pool: the same states, and the
+    speed-up (goal: at least 1.7x on 2 cores)."""
+    params = {"flushers": 2} if not benchmark.disabled else {}
+    make, _, _ = machine_factory("dio/001", "defer-release", params=params)
+    t = time.perf_counter()
+    serial = explore(make)
+    serial_s = time.perf_counter() - t
+    jobs = min(2, os.cpu_count() or 1)
+    times: list[float] = []
+
+    def pooled() -> Any:
+        with ProcessPoolExecutor(jobs) as pool:
+            t = time.perf_counter()
+            out = explore(make, executor=pool)
+            times.append(time.perf_counter() - t)
+        return out
+
+    parallel = benchmark.pedantic(pooled, rounds=1, iterations=1)
+    assert parallel.stats.states == serial.stats.states
+    assert parallel.oracles == serial.oracles
+    speedup = serial_s / times[0]
+    benchmark.extra_info.update(
+        states=serial.stats.states, serial_s=serial_s, jobs=jobs, speedup=speedup
+    )
+    print(
+        f"\ndio/001 defer-release {params or ''}: {serial.stats.states:,} states; "
+        f"serial {serial_s:.2f}s, {jobs} processes {times[0]:.2f}s "
+        f"(speed-up {speedup:.2f}x)"
+    )

@@ -1,0 +1,413 @@
+"""Hypothesis fuzzing: the strategies, the known outcomes found by fuzzing, the
+policy state machine's findings confirmed by the explorer, and ``mmsim fuzz``.
+
+Budgets come from the profile (``tests/conftest.py``) except where a test needs
+its own: a test that must *find* a violation gets a large budget (it stops at
+the first one, so the budget costs only when nothing is found), and tests that
+check findings rather than their size skip shrinking, which is what costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+from hypothesis.stateful import run_state_machine_as_test
+
+import mmsim
+from mmsim import fuzz
+from mmsim._api import machine_factory
+from mmsim.cli import main
+from mmsim.explorer import Verdict, explore
+from mmsim.machine import Kernel
+from mmsim.policy import builtin_policy_names, load_policy
+from mmsim.scenario_spec import (
+    DioRead,
+    Kswapd,
+    PunchHole,
+    ScenarioSpec,
+    build,
+)
+from mmsim.scenarios import SCENARIOS
+
+#: For tests that must find a violation: generation stops at the first.
+FIND = settings(
+    max_examples=2000,
+    database=None,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def _first_failure(make: Callable[[], Any]) -> fuzz.OracleViolation | None:
+    @FIND
+    @given(fuzz.schedules(make))
+    def run(r: fuzz.Run) -> None:
+        r.check()
+
+    try:
+        run()
+    except fuzz.OracleViolation as found:
+        return found
+    return None
+
+
+def _machine_failure(machine: Any, chosen: settings) -> fuzz.OracleViolation | None:
+    try:
+        run_state_machine_as_test(machine, settings=chosen)
+    except fuzz.OracleViolation as found:
+        return found
+    return None
+
+
+def _fs_for(policy: str) -> str:
+    restricted = next((p.filesystems for p in load_policy(policy) if p.filesystems), ())
+    return restricted[0] if restricted else "ext4"
+
+
+# -- the strategies ---------------------------------------------------------------
+
+
+@given(fuzz.scenarios())
+def test_scenarios_draws_builtin_ids(sid: str) -> None:
+    assert sid in SCENARIOS
+
+
+@given(fuzz.scenarios(groups=["rdma", "cow"]))
+def test_scenarios_draws_only_from_the_groups(sid: str) -> None:
+    assert {"rdma", "cow"} & set(SCENARIOS[sid].groups)
+
+
+@given(fuzz.workloads(min_size=2, max_size=5))
+def test_workloads_sizes_and_one_daemon_each(ops: list[Any]) -> None:
+    assert 2 <= len(ops) <= 5
+    kinds = [op.kind for op in ops]
+    assert kinds.count("flusher") <= 1
+    assert kinds.count("kswapd") <= 1
+
+
+@settings(deadline=None)
+@given(fuzz.scenario_specs(fs="iomap", max_size=3))
+def test_scenario_specs_are_valid_and_build(spec: ScenarioSpec) -> None:
+    again = ScenarioSpec.model_validate(spec.model_dump())
+    assert again == spec
+    assert spec.filesystems == ["iomap"]
+    k = build(spec, load_policy("baseline"), "iomap")
+    assert len(k.tasks) == len(spec.tasks)
+
+
+@pytest.mark.parametrize(
+    ("make_strategy", "message"),
+    [
+        (lambda: fuzz.workloads(min_size=3, max_size=1), "max_size=1 < min_size=3"),
+        (lambda: fuzz.workloads(min_size=-1), "min_size=-1"),
+        (lambda: fuzz.workloads(max_size=2.5), "max_size=2.5 must be an integer"),
+        (lambda: fuzz.scenarios(groups=["nope"]), "no scenario is in group 'nope'"),
+        (lambda: fuzz.scenarios(groups="dio"), "must be a list"),
+        (lambda: fuzz.scenario_specs(fs="zfs"), "fs='zfs'"),
+        (lambda: fuzz.schedules(42), "must be a callable"),
+        (lambda: fuzz.schedules(Kernel, max_steps=0), "max_steps=0"),
+    ],
+)
+def test_bad_arguments_raise_invalid_argument_when_drawn(
+    make_strategy: Callable[[], st.SearchStrategy[Any]], message: str
+) -> None:
+    strategy = make_strategy()  # as Hypothesis's own: no error until first use
+
+    @given(strategy)
+    def use(_: Any) -> None:
+        pass
+
+    with pytest.raises(InvalidArgument, match=message.replace("(", r"\(")):
+        use()
+
+
+def test_public_names_are_documented() -> None:
+    for name in fuzz.__all__:
+        obj = getattr(fuzz, name)
+        if callable(obj):
+            assert obj.__doc__, name
+
+
+# -- known outcomes, found by fuzzing the schedules -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "policy", "oracle"),
+    [
+        ("dio/001", "baseline", "nobuffers-writeback"),
+        ("dio/001", "baseline", "kernel-bug"),
+        ("dio/002", "baseline", "dirty-without-mkwrite"),
+        ("dio/002", "defer-release", "dirty-without-mkwrite"),
+        ("dio/001", "ext4-warn-and-drop", "lost-write"),
+        ("rdma/001", "pin-blocks-mkclean", "deadlock"),
+    ],
+)
+def test_known_outcome_is_found_by_fuzzing(
+    scenario: str, policy: str, oracle: str
+) -> None:
+    make, _, _ = machine_factory(scenario, policy, oracles=[oracle])
+    found = _first_failure(make)
+    assert found is not None, f"fuzzing {scenario} under {policy} found nothing"
+    assert found.violation.oracle == oracle
+
+
+@pytest.mark.parametrize(
+    ("scenario", "policy", "oracles"),
+    [
+        # defer-release keeps the buffers: no crash on the seed race ...
+        ("dio/001", "defer-release", ["kernel-bug", "nobuffers-writeback"]),
+        # ... and ext4-warn-and-drop trades the crash for the lost write.
+        ("dio/001", "ext4-warn-and-drop", ["kernel-bug"]),
+    ],
+)
+def test_fuzzing_finds_no_crash_where_the_explorer_proves_none(
+    scenario: str, policy: str, oracles: list[str]
+) -> None:
+    make, _, _ = machine_factory(scenario, policy, oracles=oracles)
+
+    @settings(deadline=None)
+    @given(fuzz.schedules(make))
+    def run(r: fuzz.Run) -> None:
+        assert r.status in ("finished", "stopped", "cut")
+        r.check()
+
+    run()
+
+
+def test_seed_race_shrinks_no_longer_than_the_explorers_shortest() -> None:
+    result = mmsim.check("dio/001", "baseline", diagram=False)
+    shortest = next(
+        ov.steps for ov in result.per_oracle if ov.oracle == "nobuffers-writeback"
+    )
+    assert shortest is not None
+    run = fuzz.fuzzer(
+        "baseline",
+        scenario="dio/001",
+        oracles=["nobuffers-writeback"],
+        seed=0,
+        max_examples=2000,
+    )
+    found = run()
+    assert found is not None
+    assert found.violation.oracle == "nobuffers-writeback"
+    assert len(found.schedule) <= shortest
+    # The shrunk schedule is a counterexample of the scenario's own machine.
+    m = fuzz.replay(found)
+    assert any(v.oracle == "nobuffers-writeback" for v in m.violations)
+
+
+def test_a_run_is_driven_as_the_explorer_drives_it() -> None:
+    make, _, _ = machine_factory("dio/002", "baseline", oracles=["kernel-bug"])
+
+    @settings(max_examples=20, deadline=None)
+    @given(fuzz.schedules(make))
+    def run(r: fuzz.Run) -> None:
+        again = make()
+        for i, tid in enumerate(r.schedule):
+            assert tid in again.enabled(), f"step {i} does not fit"
+            again.step(tid)
+        # A run ends where the explorer's would: finished (and judged), or at
+        # the bound (the flusher may pass over a page it cannot clean for ever).
+        assert r.status in ("finished", "cut")
+        if r.status == "finished":
+            assert again.finished()
+        else:
+            assert len(r.schedule) == 400
+
+    run()
+
+
+# -- every built-in policy, fuzzed with its state machine ------------------------------
+
+
+@pytest.mark.parametrize("policy", builtin_policy_names())
+def test_every_policy_fuzzed_finds_only_real_violations(policy: str) -> None:
+    # Two operations per run keep every comparable scenario small enough for
+    # the explorer to search completely; no shrinking (the finding's size is
+    # not what is tested here).
+    machine = fuzz.policy_machine(policy, fs=_fs_for(policy), max_operations=2)
+    found = _machine_failure(
+        machine,
+        settings(
+            deadline=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    if found is None:
+        return  # nothing found: no false alarm either
+    assert found.scenario is not None
+    # The run is a run of the comparable scenario ...
+    fuzz.replay(found)
+    # ... so the exhaustive explorer reports the violation there too.
+    assert fuzz.confirm(found) in (Verdict.SOMETIMES, Verdict.ALWAYS), found
+
+
+def test_policy_machine_on_the_seed_set_up_finds_the_race() -> None:
+    machine = fuzz.policy_machine(
+        "baseline",
+        scenario="dio/001",
+        oracles=["nobuffers-writeback"],
+        max_operations=0,
+    )
+    with pytest.raises(fuzz.OracleViolation) as caught:
+        run_state_machine_as_test(machine, settings=FIND)
+    found = caught.value
+    assert found.violation.oracle in ("nobuffers-writeback", "kernel-bug")
+    assert [t.kind for t in found.scenario.tasks] == ["dio-read", "flusher", "kswapd"]
+    assert found.violation.oracle in str(found)
+    fuzz.replay(found)
+
+
+def test_teardown_finishes_the_run_and_judges_it() -> None:
+    # wait-for-unpin makes writeback wait for the page's "pins": 1024 plain
+    # references nothing ever drops. Once no operation can come, the fsync of
+    # the stored page waits for ever: a deadlock.
+    machine = fuzz.policy_machine("wait-for-unpin")
+    state: Any = machine()
+    state.take_refs()
+    state.store()
+    state.fsync()
+    state.oracles_hold()  # nothing has run: nothing is wrong yet
+    with pytest.raises(fuzz.OracleViolation) as caught:
+        state.teardown()
+    found = caught.value
+    assert found.violation.oracle == "deadlock"
+    assert found.at_end
+    assert "fsync(file1) sleeps for ever" in found.violation.message
+    assert [t.kind for t in found.scenario.tasks] == ["get-refs", "store", "fsync"]
+    fuzz.replay(found)
+    assert fuzz.confirm(found) == Verdict.SOMETIMES
+
+
+def test_policy_machine_refuses_bad_names() -> None:
+    from mmsim.oracles import OracleError
+    from mmsim.policy import PolicyError
+    from mmsim.scenarios import ScenarioError
+
+    with pytest.raises(PolicyError, match="unknown policy 'nope'"):
+        fuzz.policy_machine("nope")
+    with pytest.raises(PolicyError, match="does not apply on ext4"):
+        fuzz.policy_machine("dax-break-layouts")
+    with pytest.raises(ScenarioError, match="unknown scenario"):
+        fuzz.policy_machine("baseline", scenario="dio/999")
+    with pytest.raises(ScenarioError, match="not 'dax'"):
+        fuzz.policy_machine("baseline", fs="dax", scenario="dio/001")
+    with pytest.raises(OracleError, match="unknown oracle"):
+        fuzz.policy_machine("baseline", oracles=["nope"])
+    with pytest.raises(InvalidArgument, match="max_operations=-1"):
+        fuzz.policy_machine("baseline", max_operations=-1)
+
+
+def test_kswapd_meets_an_orphaned_dirty_page() -> None:
+    """Found by fuzzing: a hole punch orphans a page GUP holds, DIO completion
+    dirties it, and kswapd's pageout() meets it with no mapping. v4.15 frees
+    its buffers and drops it ("orphaned page") or keeps it; the model once
+    asserted a mapping there, which ended this search in an AssertionError."""
+    setup = fuzz.policy_machine("baseline").setup  # type: ignore[attr-defined]
+    spec = setup.model_copy(
+        update={
+            "tasks": [
+                PunchHole(kind="punch-hole", file="file1"),
+                DioRead(kind="dio-read", src="file2"),
+                Kswapd(kind="kswapd"),
+            ]
+        }
+    )
+    policies = load_policy("baseline")
+    result = explore(lambda: build(spec, policies, "ext4"))
+    assert result.stats.complete
+
+
+# -- mmsim fuzz ----------------------------------------------------------------------
+
+
+def test_fuzz_command_reports_the_shrunk_run_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["fuzz", "--policy", "baseline", "--scenario", "dio/002", "--seed", "7"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "seed: 7"
+    assert lines[1].startswith("violation under baseline on ext4: ")
+    assert "shrunk run, " in out
+    assert "read(O_DIRECT) (task 0)" in out
+    assert lines[-1] == (
+        "  reproduce: mmsim fuzz --policy baseline --scenario dio/002 --seed 7"
+    )
+    # Every random choice flows from the printed seed.
+    assert main(argv) == 1
+    assert capsys.readouterr().out == out
+
+
+def test_fuzz_command_draws_and_prints_a_seed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["fuzz", "--policy", "baseline", "--scenario", "dio/002"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    seed = out.splitlines()[0].removeprefix("seed: ")
+    assert main([*argv, "--seed", seed]) == 1
+    assert capsys.readouterr().out == out
+
+
+def test_fuzz_command_exits_0_when_nothing_is_found(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["fuzz", "--policy", "defer-release", "--scenario", "dio/001"]
+    assert main([*argv, "--seed", "1", "--max-examples", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "no violation found under defer-release on ext4" in out
+
+
+def test_fuzz_command_runs_the_policy_machine(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["fuzz", "--policy", "baseline", "--seed", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "violation under baseline on ext4: " in out
+    assert "start " in out  # operations, then steps
+
+
+def test_fuzz_campaign_picks_the_filesystem() -> None:
+    # The policy's own, when it applies to some filesystems only ...
+    assert fuzz.fuzzer("dax-break-layouts", seed=0).fs == "dax"
+    assert fuzz.fuzzer("baseline", seed=0).fs == "ext4"
+    # ... else the scenario's first.
+    assert fuzz.fuzzer("baseline", scenario="dax/001", seed=0).fs == "dax"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["fuzz", "--policy", "nope"], "unknown policy 'nope'"),
+        (["fuzz", "--policy", "baseline", "--scenario", "dio/999"], "unknown scenario"),
+        (["fuzz", "--policy", "baseline", "--profile", "x"], "unknown profile 'x'"),
+        (
+            ["fuzz", "--policy", "dax-break-layouts", "--fs", "ext4"],
+            "does not apply on ext4",
+        ),
+        (["fuzz", "--policy", "baseline", "--max-examples", "0"], "at least 1"),
+    ],
+)
+def test_fuzz_command_bad_input_is_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "--max-examples" in argv:
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+    else:
+        assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err
+    assert "seed:" not in captured.out  # names are checked before anything runs
