@@ -507,7 +507,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from mmsim.oracles import ORACLES
     from mmsim.policy import load_entry, policy_names
     from mmsim.scenario_spec import FILESYSTEMS
-    from mmsim.scenarios import SCENARIOS
+    from mmsim.scenarios import PARAMETERS, SCENARIOS
 
     print("Scenarios")
     print(
@@ -518,11 +518,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
                     ",".join(s.groups),
                     ",".join(s.filesystems),
                     ",".join(s.oracles),
+                    ",".join(PARAMETERS[s.id][1]) if s.id in PARAMETERS else "-",
                     s.title,
                 )
                 for s in SCENARIOS.values()
             ],
-            headers=["id", "groups", "filesystems", "oracles", "title"],
+            headers=["id", "groups", "filesystems", "oracles", "--param", "title"],
             tablefmt="github",
         )
     )

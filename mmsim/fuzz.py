@@ -1046,12 +1046,12 @@ def fuzzer(
         machine_fs = fs or (restricted[0] if restricted else "ext4")
         machine = policy_machine(policy, fs=machine_fs, oracles=oracles)
 
+        # Typed here: some Hypothesis releases leave this function unannotated.
+        run_as_test: Callable[..., None] = run_state_machine_as_test
+
         def run_machine() -> OracleViolation | None:
             try:
-                # Hypothesis leaves this one function unannotated.
-                run_state_machine_as_test(  # type: ignore[no-untyped-call]
-                    use_seed(seed)(machine), settings=chosen
-                )
+                run_as_test(use_seed(seed)(machine), settings=chosen)
             except OracleViolation as found:
                 return found
             return None
