@@ -160,39 +160,52 @@ def test_preemption_bounds_and_random_walk(benchmark: Any) -> None:
 
 
 def test_portfolio_against_uniform_random(benchmark: Any) -> None:
-    """On the scenario where uniform random scheduling needs the most runs, the
-    portfolio (random, PCT, swarm) against uniform random alone, same seeds."""
-    nseeds = 3 if benchmark.disabled else 15
+    """On the cell where uniform random scheduling needs the most runs, the
+    portfolio (random, PCT, swarm) against uniform random alone, same seeds.
+
+    Every baseline cell of the report is screened with a few seeds (a cell
+    whose violations no step shows, starvation and unbounded waits, is left
+    out: no sampler can find those); the three hardest are measured over more
+    seeds, and the hardest of them is the one compared.
+    """
+    # Runs-to-first-bug vary a lot from seed to seed: many seeds, or the
+    # comparison says more about the seeds than about the schedulers.
+    nseeds = 3 if benchmark.disabled else 41
     seeds = range(SEED, SEED + nseeds)
-    candidates = [c for c in cells(quick=True) if c[1] == "baseline"]
+    cap = 300
+    candidates = [c for c in cells() if c[1] == "baseline"]
     if benchmark.disabled:
         candidates = candidates[:3]
 
-    def median_runs(cell: tuple[str, str, str], strategy: str) -> float:
+    def runs(cell: tuple[str, str, str], strategy: str, n: int) -> list[int]:
         make, _, _ = machine_factory(cell[0], cell[1], fs=cell[2])
-        return statistics.median(
-            sample(make, strategy, seed=s, max_runs=500).runs for s in seeds
-        )
+        return [
+            sample(make, strategy, seed=s, max_runs=cap).runs
+            for s in range(SEED, SEED + n)
+        ]
 
-    def run() -> tuple[tuple[str, str, str], float, float]:
-        # Only cells where some run breaks an oracle a step can see (the
-        # graph oracles, starvation and unbounded waits, no sampler can).
-        hard = []
-        for cell in candidates:
-            runs = median_runs(cell, "random")
-            if runs < 500:
-                hard.append((runs, cell))
-        runs, cell = max(hard)
-        return cell, runs, median_runs(cell, "portfolio")
+    def run() -> tuple[tuple[str, str, str], list[int], list[int]]:
+        screened = [(statistics.median(runs(c, "random", 5)), c) for c in candidates]
+        found = sorted((r, c) for r, c in screened if r < cap)
+        top = [c for _, c in found[-3:]]
+        measured = [(runs(c, "random", nseeds), c) for c in top]
+        uniform, cell = max(measured, key=lambda m: statistics.median(m[0]))
+        return cell, uniform, runs(cell, "portfolio", nseeds)
 
     cell, uniform, portfolio = benchmark.pedantic(run, rounds=1, iterations=1)
-    benchmark.extra_info.update(
-        cell=list(cell), uniform_median=uniform, portfolio_median=portfolio
-    )
+    figures = {
+        "uniform_median": statistics.median(uniform),
+        "uniform_mean": statistics.mean(uniform),
+        "portfolio_median": statistics.median(portfolio),
+        "portfolio_mean": statistics.mean(portfolio),
+    }
+    benchmark.extra_info.update(cell=list(cell), **figures)
     print(
-        f"\nhardest for uniform random: {cell[0]} on {cell[2]}: uniform median "
-        f"{uniform} runs, portfolio median {portfolio} runs (seeds {seeds.start}.."
-        f"{seeds.stop - 1}; ratio {uniform / portfolio:.2f})"
+        f"\nhardest for uniform random: {cell[0]} on {cell[2]} (seeds "
+        f"{seeds.start}..{seeds.stop - 1}): uniform median "
+        f"{figures['uniform_median']} runs (mean {figures['uniform_mean']:.1f}), "
+        f"portfolio median {figures['portfolio_median']} "
+        f"(mean {figures['portfolio_mean']:.1f})"
     )
 
 

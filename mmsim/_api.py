@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from mmsim.engine import Machine, Violation
+from mmsim.engine import _CACHE_SIZE, Machine, Violation
 from mmsim.explorer import Bounds, SearchStats, explore, settle
 from mmsim.machine import Kernel
 from mmsim.oracles import ALWAYS_ON, GRAPH_ORACLES, ORACLES, make_oracles
@@ -69,6 +69,8 @@ class MachineFactory:
     def __call__(self) -> Kernel:
         parts = _RESOLVED.get(self)
         if parts is None:
+            if len(_RESOLVED) >= _CACHE_SIZE:
+                _RESOLVED.clear()
             sc = get_scenario(self.scenario, dict(self.params))
             parts = _RESOLVED[self] = (
                 sc,
@@ -356,7 +358,7 @@ def check(
     sc = get_scenario(scenario, params)
     wanted = list(dict.fromkeys([*sc.goals, *(goals or [])]))
     coverage = Coverage(
-        unreached=[f"{u.function} ({u.file}:{u.line})" for u in result.unreached],
+        unreached=[str(u) for u in result.unreached],
         goals={g: g in result.events for g in wanted},
     )
     return CheckResult(

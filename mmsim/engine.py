@@ -264,6 +264,9 @@ class Oracle:
         return getattr(type(self), hook) is not getattr(Oracle, hook)
 
 
+#: Entries kept by the caches that let a search build machines fast.
+_CACHE_SIZE = 256
+
 #: Dispatch tables by oracle set (the key holds the oracles, so no id is reused).
 _DISPATCH: dict[
     tuple[Oracle, ...],
@@ -461,6 +464,9 @@ class Machine:
         #: Names of the tracepoints and counters met, when the explorer asks
         #: (reachability goals); None when nobody asks.
         self.events_seen: set[str] | None = None
+        #: Where the tasks' generator frames stopped after each step (code
+        #: object, instruction offset), when the explorer asks (coverage).
+        self.steps_seen: set[tuple[types.CodeType, int]] | None = None
 
     # -- set-up -------------------------------------------------------------------
 
@@ -496,6 +502,8 @@ class Machine:
         key = tuple(oracles)
         tables = _DISPATCH.get(key)
         if tables is None:
+            if len(_DISPATCH) >= _CACHE_SIZE:
+                _DISPATCH.clear()  # a search reuses one set: keep memory bounded
             events: dict[str, list[Oracle]] = {}
             for oracle in key:
                 if oracle.overrides("on_event"):
@@ -626,6 +634,11 @@ class Machine:
             if collect:
                 gc.enable()
         self.steps += 1
+        if self.steps_seen is not None:
+            gen: Any = task.gen
+            while isinstance(gen, types.GeneratorType) and gen.gi_frame is not None:
+                self.steps_seen.add((gen.gi_code, gen.gi_frame.f_lasti))
+                gen = gen.gi_yieldfrom
         if task.wait is not None and task.context != "process":
             # Only process context may sleep: "BUG: sleeping function called from
             # invalid context" (___might_sleep, kernel/sched/core.c).

@@ -54,7 +54,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Executor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -165,11 +165,17 @@ class OracleResult:
 @attrs.frozen
 class Unreached:
     """A step of a kernel path that no explored run took (as SPIN reports
-    unreached statements): the yield at ``line`` of ``function``."""
+    unreached statements): the yield at ``line`` of ``source`` (the Python file
+    of mmsim's model), in ``function``, which models a function of the kernel
+    file ``file``."""
 
     function: str
     file: str
+    source: str
     line: int
+
+    def __str__(self) -> str:
+        return f"{self.function} ({self.file}) at {self.source}:{self.line}"
 
 
 @attrs.frozen
@@ -228,18 +234,18 @@ def _key(
 # -- expanding states (in this process or in a worker) --------------------------------
 
 
-#: A function seen on a task's stack: its kernel name, file, and the offset and
-#: line of each of its yields (for coverage).
-_Code = tuple[str, str, tuple[tuple[int, int], ...]]
+#: A function seen on a task's stack: its kernel name, kernel file, mmsim's
+#: source file, and the offset and line of each of its yields (for coverage).
+_Code = tuple[str, str, str, tuple[tuple[int, int], ...]]
 
 #: One node to expand: its fingerprint, concrete schedule (one byte a task id),
 #: the task that ran last (or -1) and the preemptions so far.
 _Node = tuple[int, bytes, int, int]
 
 
-@attrs.frozen
-class _Child:
-    """What stepping one task from a node gave.
+class _Child(NamedTuple):
+    """What stepping one task from a node gave (a tuple: it crosses processes
+    by the thousand, and tuples pickle fastest).
 
     ``place`` is the canonical place of the task that ran (the edge's label),
     ``tid`` its concrete id (for the child's schedule). ``smap`` maps the source's
@@ -294,8 +300,7 @@ class _Expander:
 
     def __call__(self, nodes: list[_Node]) -> _Batch:
         replays = replayed = 0
-        positions: set[tuple[int, int]] = set()
-        code: dict[int, _Code] = {}
+        reached: set[tuple[types.CodeType, int]] = set()
         events: set[str] = set()
         out = []
         bounded = self.preemption_bound is not None
@@ -335,10 +340,10 @@ class _Expander:
                         task.pos = pos
                 fresh = False
                 m.events_seen = events
+                m.steps_seen = reached  # the final sync's steps count too
                 before = len(m.violations)
                 m.step(tid)
                 found = tuple(m.violations[before:])
-                _positions(m.tasks[tid].gen, positions, code)
                 now_last = -1 if m.tasks[tid].done else tid
                 child_key, child_slot = _key(
                     m, None if now_last < 0 else now_last, bounded
@@ -357,7 +362,7 @@ class _Expander:
                     if self.leaf_key is not None and status != "running"
                     else None
                 )
-                m.events_seen = None
+                m.events_seen = m.steps_seen = None
                 children.append(
                     _Child(
                         place,
@@ -374,9 +379,10 @@ class _Expander:
                     )
                 )
             out.append(_Expansion(key, tuple(children), cut))
-        return _Batch(
-            tuple(out), replays, replayed, frozenset(positions), code, frozenset(events)
-        )
+        # Code objects do not cross processes: by id, each described once.
+        positions = frozenset((_code_id(co), lasti) for co, lasti in reached)
+        code = {_code_id(co): _describe(co) for co in {co for co, _ in reached}}
+        return _Batch(tuple(out), replays, replayed, positions, code, frozenset(events))
 
     def _replay(self, schedule: bytes) -> Machine:
         m = _fresh(self.make, self.symmetry)
@@ -405,37 +411,29 @@ def _compose(
     return None if out == tuple(range(n)) else out
 
 
-def _positions(
-    gen: Any,
-    seen: set[tuple[int, int]],
-    code: dict[int, _Code],
-) -> None:
-    """Record where a task's generator frames stand (coverage of steps)."""
-    while isinstance(gen, types.GeneratorType):
-        frame = gen.gi_frame
-        if frame is None:
-            return
-        cid = _code_id(gen.gi_code)
-        seen.add((cid, frame.f_lasti))
-        if cid not in code:
-            code[cid] = _describe(gen.gi_code)
-        gen = gen.gi_yieldfrom
-
-
 def _describe(co: types.CodeType) -> _Code:
     """A function's kernel name, its file, and the offset and line of each yield."""
     known = _DESCRIBED.get(co)
     if known is not None:
         return known
     info = KERNEL_FUNCTIONS.get(co)
-    name = info.name if info is not None else co.co_qualname
-    where = info.file if info is not None else co.co_filename.rsplit("/", 1)[-1]
+    basename = co.co_filename.rsplit("/", 1)[-1]
+    if info is not None:
+        name, where = info.name, info.file
+        source = info.module.replace(".", "/") + ".py"
+    else:
+        name, where, source = co.co_qualname, "-", basename
     yields = tuple(
         (ins.offset, ins.positions.lineno if ins.positions is not None else 0)
         for ins in dis.get_instructions(co)
         if ins.opname == "YIELD_VALUE"
     )
-    out = _DESCRIBED[co] = (name, where, tuple((o, line or 0) for o, line in yields))
+    out = _DESCRIBED[co] = (
+        name,
+        where,
+        source,
+        tuple((o, line or 0) for o, line in yields),
+    )
     return out
 
 
@@ -557,7 +555,7 @@ def explore(
         executor: expand each level's states in batches on this executor (a
             ``ProcessPoolExecutor``, Dask's ``Client.get_executor()``); the result
             is the same as without one.
-        batch_size: states per batch (default: a level split in eight per
+        batch_size: states per batch (default: a level split in four per
             worker, at most 256).
         clock: the wall clock, for ``max_time`` and the statistics.
         progress: called after every batch with the statistics so far (states,
@@ -766,17 +764,23 @@ def _batch_size(n: int, executor: Executor | None) -> int:
     if executor is None:
         return max(1, min(256, n))
     workers = getattr(executor, "_max_workers", 2) or 2
-    return max(1, min(256, -(-n // (8 * workers))))
+    return max(1, min(256, -(-n // (4 * workers))))
 
 
 def _run_batches(
     expander: _Expander, batches: list[list[_Node]], executor: Executor | None
 ) -> Iterator[_Batch]:
-    if executor is None:
+    # A level too small to share costs more in messages than it saves: the
+    # first levels of every search, and the last of most, run here.
+    if executor is None or sum(len(b) for b in batches) < _SMALL_LEVEL:
         for batch in batches:
             yield expander(batch)
         return
     yield from executor.map(expander, batches)
+
+
+#: Levels with fewer states than this are expanded in the searching process.
+_SMALL_LEVEL = 16
 
 
 def _peak_mib() -> float:
@@ -936,10 +940,12 @@ def _unreached(
 ) -> tuple[Unreached, ...]:
     """The yields of the entered kernel functions that no run stopped at."""
     out = []
-    for cid, (name, where, yields) in sorted(code.items(), key=lambda kv: kv[1][:2]):
+    for cid, (name, where, source, yields) in sorted(
+        code.items(), key=lambda kv: kv[1][:3]
+    ):
         for offset, line in yields:
             if (cid, offset) not in positions:
-                out.append(Unreached(name, where, line))
+                out.append(Unreached(name, where, source, line))
     return tuple(dict.fromkeys(out))
 
 

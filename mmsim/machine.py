@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mmsim.bio import Bio
-from mmsim.engine import Machine, Path, Task, Wait
+from mmsim.engine import _CACHE_SIZE, Machine, Path, Task, Wait
 from mmsim.fs import AddressSpaceOperations
 from mmsim.mm_types import AddressSpace, BufferHead, Disk, Inode, Page, Pte, Vma
 from mmsim.policy import Ops, Policy, build_ops
@@ -42,6 +42,8 @@ class Kernel(Machine):
         self.policies = policies
         ops = _OPS.get(policies)
         if ops is None:
+            if len(_OPS) >= _CACHE_SIZE:
+                _OPS.clear()  # a search uses one stack: keep memory bounded
             ops = _OPS[policies] = build_ops(policies, _baseline_hooks())
         self.ops: Ops = ops
         self.frames = [Page(key=i) for i in range(nr_frames)]

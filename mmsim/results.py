@@ -80,7 +80,8 @@ class Coverage(_Model):
     """What the search reached: so that a "Never" is not vacuous.
 
     ``unreached`` lists the steps (yields) of the kernel functions the search
-    entered that no run took, as ``function (file:line)``, the way SPIN reports
+    entered that no run took, as ``function (kernel file) at source:line``
+    (mmsim's file and line of the yield), the way SPIN reports
     unreached statements. ``goals`` says, for each reachability goal of the
     scenario (an event: a tracepoint or a vmstat counter), whether some run met
     it; a verdict with an unmet goal is flagged.

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mmsim.btrfs import Btrfs
 from mmsim.direct_io import do_blockdev_direct_IO
-from mmsim.engine import Task
+from mmsim.engine import _CACHE_SIZE, Task
 from mmsim.ext4 import Ext4
 from mmsim.ext4.file import Ext4Dax
 from mmsim.filemap import add_to_page_cache_lru
@@ -409,6 +409,8 @@ def _symmetry(spec: ScenarioSpec) -> tuple[tuple[int, ...], ...]:
         first = next(i for i, t in enumerate(spec.tasks) if t == task)
         by_spec.setdefault(first, []).append(tid)
     groups = tuple(tuple(g) for g in by_spec.values() if len(g) > 1)
+    if len(_GROUPS) >= _CACHE_SIZE:
+        _GROUPS.clear()  # a search uses one spec: keep memory bounded
     _GROUPS[id(spec)] = (spec, groups)  # holds the spec: its id is not reused
     return groups
 
