@@ -426,6 +426,19 @@ def _run(
     return m
 
 
+def _traced_factory(cex: CounterexampleFile) -> MachineFactory:
+    """Machines of the cell a counterexample file was found in, traced."""
+    make, _, _ = machine_factory(
+        cex.scenario,
+        cex.policy,
+        fs=cex.fs,
+        oracles=cex.oracles,
+        tracing=True,
+        params=cex.params,
+    )
+    return make
+
+
 def replay_counterexample(
     cex: CounterexampleFile, on_step: Callable[[int, Machine], None] | None = None
 ) -> Machine:
@@ -435,14 +448,7 @@ def replay_counterexample(
     counterexample, when the finished run quiesces). ``on_step(i, machine)`` is
     called after each step (the CLI prints the trace).
     """
-    make, _, _ = machine_factory(
-        cex.scenario,
-        cex.policy,
-        fs=cex.fs,
-        oracles=cex.oracles,
-        tracing=True,
-        params=cex.params,
-    )
+    make = _traced_factory(cex)
     m = _run(make, cex.schedule, on_step, at_end=cex.at_end)
     want = cex.violation.oracle
     if not any(v.oracle == want for v in m.violations):
@@ -457,14 +463,7 @@ def traced_counterexample(cex: CounterexampleFile) -> Machine:
     A violation judged on the state graph (``unbounded-wait``) fires in no step:
     the recorded one closes the trace instead.
     """
-    make, _, _ = machine_factory(
-        cex.scenario,
-        cex.policy,
-        fs=cex.fs,
-        oracles=cex.oracles,
-        tracing=True,
-        params=cex.params,
-    )
+    make = _traced_factory(cex)
     m = _run(make, cex.schedule, at_end=cex.at_end)
     v = cex.violation
     if not any(x.oracle == v.oracle for x in m.violations):

@@ -581,9 +581,13 @@ def explore(
                 f"{resume}: the checkpoint was made with preemption bound "
                 f"{search.preemption_bound}, not {bounds.preemption_bound}"
             )
-        # A budget cut the saved search; the new bounds decide afresh.
-        search.stats.complete = True
-        search.stats.cut_by = []
+        # A budget cut the saved search; the new bounds decide afresh. Other
+        # cuts (the preemption bound) stand: what they left out stays out.
+        budgets = ("max_time=", "max_states=", "max_memory=")
+        search.stats.cut_by = [
+            c for c in search.stats.cut_by if not c.startswith(budgets)
+        ]
+        search.stats.complete = not search.stats.cut_by
     else:
         search = _start(make, bounds, symmetry, leaf_key)
     stats = search.stats
@@ -609,40 +613,52 @@ def explore(
             search.level[i : i + size] for i in range(0, len(search.level), size)
         ]
         results = _run_batches(expander, batches, executor)
-        for nodes in batches:
-            try:
-                batch = next(results)
-            except (KeyboardInterrupt, BrokenExecutor):
-                stats.seconds = before + clock() - start
-                if checkpoint is not None:
-                    search.before = stats.seconds
-                    search.save(checkpoint)
-                raise Interrupted(stats, checkpoint) from None
-            with _sigint_deferred():
-                stopped = _merge(search, nodes, batch, stop_on_first, leaf_key, cut)
-                del search.level[: len(nodes)]
+
+        def interrupted() -> Interrupted:
             stats.seconds = before + clock() - start
-            stats.peak_mib = _peak_mib()
-            if progress is not None:
-                progress(stats)
-            if stopped:
-                break
-            if not (search.level or search.nxt):
-                break  # nothing left: a budget reached now cuts nothing
-            if bounds.max_time is not None and clock() - start > bounds.max_time:
-                cut(f"max_time={bounds.max_time:g}s")
-                stopped = True
-            elif bounds.max_states is not None and stats.states >= bounds.max_states:
-                cut(f"max_states={bounds.max_states}")
-                stopped = True
-            elif bounds.max_memory is not None and stats.peak_mib > bounds.max_memory:
-                cut(f"max_memory={bounds.max_memory:g}MiB")
-                stopped = True
-            if stopped:
-                if checkpoint is not None:
-                    search.before = stats.seconds
-                    search.save(checkpoint)
-                break
+            if checkpoint is not None:
+                search.before = stats.seconds
+                search.save(checkpoint)
+            return Interrupted(stats, checkpoint)
+
+        # A Ctrl-C anywhere here finds the search whole: a batch is merged in
+        # full (the signal waits) or not at all (its states stay to expand).
+        try:
+            for nodes in batches:
+                batch = next(results)
+                with _sigint_deferred() as caught:
+                    stopped = _merge(search, nodes, batch, stop_on_first, leaf_key, cut)
+                    del search.level[: len(nodes)]
+                if caught:
+                    raise KeyboardInterrupt
+                stats.seconds = before + clock() - start
+                stats.peak_mib = _peak_mib()
+                if progress is not None:
+                    progress(stats)
+                if stopped:
+                    break
+                if not (search.level or search.nxt):
+                    break  # nothing left: a budget reached now cuts nothing
+                if bounds.max_time is not None and clock() - start > bounds.max_time:
+                    cut(f"max_time={bounds.max_time:g}s")
+                    stopped = True
+                elif (
+                    bounds.max_states is not None and stats.states >= bounds.max_states
+                ):
+                    cut(f"max_states={bounds.max_states}")
+                    stopped = True
+                elif (
+                    bounds.max_memory is not None and stats.peak_mib > bounds.max_memory
+                ):
+                    cut(f"max_memory={bounds.max_memory:g}MiB")
+                    stopped = True
+                if stopped:
+                    if checkpoint is not None:
+                        search.before = stats.seconds
+                        search.save(checkpoint)
+                    break
+        except (KeyboardInterrupt, BrokenExecutor):
+            raise interrupted() from None
     stats.seconds = before + clock() - start
     return _result(search, make, symmetry)
 
@@ -738,19 +754,18 @@ def _merge(
 
 
 @contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C while a batch is merged, so a checkpoint is never half a batch."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _sigint_deferred() -> Iterator[list[int]]:
+    """Hold Ctrl-C while a batch is merged, so a checkpoint is never half a batch;
+    the list it gives is not empty when Ctrl-C came meanwhile."""
     caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
-        yield
+        yield caught
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
 
 
 def _fresh(make: Callable[[], Machine], symmetry: bool) -> Machine:

@@ -312,10 +312,20 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
     ckpt = tmp_path / "search.ckpt"
     cmd = [sys.executable, "-m", "mmsim", "check", "dio/001", "--param", "readers=2"]
     cmd += ["--checkpoint", str(ckpt)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(4)  # well into a search that takes minutes: then Ctrl-C
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    # A shell running CI in the background hands its children SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt: give the child the default.
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        time.sleep(4)  # well into a search that takes minutes: then Ctrl-C
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
     assert b"the search was saved to" in err
     assert err.count(b"\n") == 1

@@ -119,22 +119,38 @@ def test_parallel_search_equals_serial(
 
 
 @settings(deadline=None)
-@given(programs(), st.integers(1, 3), st.integers(1, 6))
+@given(programs(), st.integers(1, 3), st.integers(1, 6), st.sampled_from([None, 0, 1]))
 def test_resumed_search_equals_uninterrupted(
-    tmp_path_factory: pytest.TempPathFactory, prog: Any, bad: int, cut: int
+    tmp_path_factory: pytest.TempPathFactory,
+    prog: Any,
+    bad: int,
+    cut: int,
+    bound: int | None,
 ) -> None:
-    """A search cut by a budget, saved and resumed, ends where one run would."""
+    """A search cut by a budget, saved and resumed, ends where one run would,
+    with or without a preemption bound (whose own cuts stand after a resume)."""
     make = ToyFactory(*prog, bad=bad)
     path = tmp_path_factory.mktemp("ckpt") / "search.ckpt"
-    whole = explore(make, leaf_key=_leaf)
+    whole = explore(make, Bounds(preemption_bound=bound), leaf_key=_leaf)
     first = explore(
-        make, Bounds(max_states=cut), leaf_key=_leaf, batch_size=1, checkpoint=path
+        make,
+        Bounds(max_states=cut, preemption_bound=bound),
+        leaf_key=_leaf,
+        batch_size=1,
+        checkpoint=path,
     )
-    if first.stats.complete:
+    if "max_states" not in " ".join(first.stats.cut_by):
         assert first.oracles == whole.oracles
         return
-    resumed = explore(make, leaf_key=_leaf, batch_size=1, resume=path)
-    assert resumed.stats.complete
+    resumed = explore(
+        make,
+        Bounds(preemption_bound=bound),
+        leaf_key=_leaf,
+        batch_size=1,
+        resume=path,
+    )
+    assert resumed.stats.complete == whole.stats.complete
+    assert resumed.stats.cut_by == whole.stats.cut_by
     assert resumed.stats.states == whole.stats.states
     assert resumed.oracles == whole.oracles
     assert first.leaves <= resumed.leaves == whole.leaves
