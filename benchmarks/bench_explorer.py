@@ -1,8 +1,8 @@
 """Explorer throughput on dio/001, and time to a first counterexample.
 
-The exhaustive DFS is compared with a uniform-random scheduler measured in the
-same run (same machine, same process), and the ratio is reported in
-``extra_info`` and printed. Run with ``pytest benchmarks -m benchmark``.
+The exhaustive breadth-first search is compared with a uniform-random
+scheduler measured in the same run (same machine, same process), and the ratio
+is reported in ``extra_info`` and printed. Run with ``pytest benchmarks -m benchmark``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from mmsim._api import machine_factory
-from mmsim.explorer import Bounds, explore, random_walk
+from mmsim.explorer import Bounds, explore
+from mmsim.sampling import sample
 
 pytestmark = pytest.mark.benchmark
 
@@ -50,20 +51,21 @@ def _median_seconds(fn: Any, rounds: int) -> float:
     return statistics.median(times)
 
 
-def test_first_counterexample_dfs_vs_random(benchmark: Any) -> None:
+def test_first_counterexample_breadth_first_vs_random(benchmark: Any) -> None:
     make, _, _ = machine_factory("dio/001")
 
-    def dfs() -> Any:
+    def bfs() -> Any:
         return explore(make, Bounds(), stop_on_first=True)
 
-    walks = [random_walk(make, seed=SEED + i, max_runs=100_000) for i in range(5)]
-    result = benchmark.pedantic(dfs, rounds=3, iterations=1)
+    walks = [sample(make, "random", seed=SEED + i, max_runs=100_000) for i in range(5)]
+    result = benchmark.pedantic(bfs, rounds=3, iterations=1)
     assert result.counterexample is not None
-    dfs_s = _median_seconds(dfs, 3)
+    bfs_s = _median_seconds(bfs, 3)
     random_s = (
         _median_seconds(
             lambda: [
-                random_walk(make, seed=SEED + i, max_runs=100_000) for i in range(5)
+                sample(make, "random", seed=SEED + i, max_runs=100_000)
+                for i in range(5)
             ],
             1,
         )
@@ -71,16 +73,16 @@ def test_first_counterexample_dfs_vs_random(benchmark: Any) -> None:
     )
     runs = statistics.median(w.runs for w in walks)
     benchmark.extra_info.update(
-        dfs_first_s=dfs_s,
+        bfs_first_s=bfs_s,
         random_first_s=random_s,
-        random_over_dfs=random_s / dfs_s,
+        random_over_bfs=random_s / bfs_s,
         random_median_runs=runs,
         seed=SEED,
     )
     print(
-        f"\nfirst counterexample on dio/001: DFS {dfs_s * 1000:.1f} ms "
+        f"\nfirst counterexample on dio/001: breadth first {bfs_s * 1000:.1f} ms "
         f"({len(result.counterexample.schedule)} steps); uniform random "
         f"{random_s * 1000:.1f} ms (median {runs} runs, seeds {SEED}..{SEED + 4}); "
-        f"random/DFS = {random_s / dfs_s:.2f}"
+        f"random/breadth-first = {random_s / bfs_s:.2f}"
     )
     assert all(w.counterexample is not None for w in walks)

@@ -70,10 +70,8 @@ __all__ = [
     "SearchStats",
     "Unreached",
     "Verdict",
-    "WalkResult",
     "concretize",
     "explore",
-    "random_walk",
     "settle",
 ]
 
@@ -1119,45 +1117,3 @@ def _always(graph: _Graph, oid: str) -> bool:
     return all(
         any(v.oracle == oid for v in graph.ends[n]) for n in parent if n in graph.ends
     )
-
-
-@attrs.frozen
-class WalkResult:
-    """Outcome of random walks: runs made, and the first violating schedule."""
-
-    runs: int
-    steps: int
-    counterexample: Counterexample | None
-    seed: int
-
-
-def random_walk(
-    make: Callable[[], Machine],
-    *,
-    seed: int,
-    max_runs: int = 10_000,
-    max_steps: int = 400,
-) -> WalkResult:
-    """Uniform random scheduling: each step picks an enabled task uniformly.
-
-    All randomness comes from ``random.Random(seed)``; the seed is returned with
-    the result so a run can be reproduced. Stops at the first violation.
-    """
-    import random
-
-    rng = random.Random(seed)
-    total = 0
-    for run in range(1, max_runs + 1):
-        m = make()
-        schedule: list[int] = []
-        while len(schedule) < max_steps and not m.violations:
-            if settle(m) != "running":
-                break
-            tid = rng.choice(m.enabled())
-            m.step(tid)
-            schedule.append(tid)
-        total += len(schedule)
-        if m.violations:
-            cex = Counterexample(tuple(schedule), m.violations[0])
-            return WalkResult(run, total, cex, seed)
-    return WalkResult(max_runs, total, None, seed)
