@@ -223,6 +223,7 @@ def _command(
     default: list[str],
     bounds: Bounds,
     symmetry: bool,
+    dead_variables: bool,
     stop_on_first: bool,
 ) -> str:
     cmd = ["mmsim", "check", scenario]
@@ -238,6 +239,8 @@ def _command(
         cmd += ["--preemption-bound", str(bounds.preemption_bound)]
     if not symmetry:
         cmd += ["--no-symmetry"]
+    if not dead_variables:
+        cmd += ["--no-dead-variables"]
     if stop_on_first:
         cmd += ["--first"]
     return shlex.join(cmd)
@@ -258,6 +261,7 @@ def check(
     max_memory: float | None = None,
     stop_on_first: bool = False,
     symmetry: bool = True,
+    dead_variables: bool = True,
     executor: Executor | None = None,
     checkpoint: Path | None = None,
     resume: Path | None = None,
@@ -292,6 +296,7 @@ def check(
         bounds,
         stop_on_first=stop_on_first,
         symmetry=symmetry,
+        dead_variables=dead_variables,
         executor=executor,
         progress=progress,
         checkpoint=checkpoint,
@@ -311,6 +316,7 @@ def check(
         complete=st.complete,
         cut_by=list(st.cut_by),
         symmetry=symmetry,
+        dead_variables=dead_variables,
         collision_bound=st.collision_bound,
     )
     per_oracle = [
@@ -382,6 +388,7 @@ def check(
             list(sc.oracles),
             bounds,
             symmetry,
+            dead_variables,
             stop_on_first,
         ),
     )

@@ -136,6 +136,11 @@ def _parser() -> argparse.ArgumentParser:
         help="do not merge states that differ by a permutation of identical tasks",
     )
     c.add_argument(
+        "--no-dead-variables",
+        action="store_true",
+        help="do not merge states that differ only in locals no task reads again",
+    )
+    c.add_argument(
         "--max-memory",
         type=float,
         default=None,
@@ -315,6 +320,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             max_memory=args.max_memory,
             stop_on_first=args.first,
             symmetry=not args.no_symmetry,
+            dead_variables=not args.no_dead_variables,
             executor=executor,
             checkpoint=args.checkpoint,
             resume=args.resume,

@@ -50,6 +50,7 @@ __all__ = [
     "TraceRecord",
     "Violation",
     "Wait",
+    "dead_locals",
     "kernel",
 ]
 
@@ -174,6 +175,9 @@ class Task:
     done: bool = False
     #: The cached position; only a step of this task moves it (the engine clears it).
     pos: tuple[Any, ...] | None = None
+    #: Leave out of the position the locals no later instruction can read
+    #: (dead variable reduction, see :func:`dead_locals`).
+    dead_variables: bool = True
     #: A device's service time before the first step (``"bio_write"``): the cost
     #: model's figure that the timed scheduler waits; the explorer ignores it.
     latency: str = ""
@@ -211,8 +215,14 @@ class Task:
                 names = _LOCAL_NAMES[code] = (
                     code.co_varnames + code.co_cellvars + code.co_freevars
                 )
+            # A dead local cannot change what the task does from here on: two
+            # states that differ only there have the same futures.
+            dead = dead_locals(code, frame.f_lasti) if self.dead_variables else ()
             f_locals = frame.f_locals
             for name in names:
+                if name in dead:
+                    out.append((-9,))
+                    continue
                 value = f_locals.get(name, _UNBOUND)
                 out.append(canonical(value) if value is not _UNBOUND else (-8,))
             gen = gen.gi_yieldfrom
@@ -345,6 +355,77 @@ def _yield_points_without_hidden_state(code: types.CodeType) -> frozenset[int]:
     return frozenset(ok)
 
 
+def dead_locals(code: types.CodeType, lasti: int) -> frozenset[str]:
+    """The locals of ``code`` that no instruction can read once the frame resumes
+    from offset ``lasti``: the explorer leaves them out of the state (SPIN's dead
+    variable reduction, here over CPython bytecode).
+
+    A backward liveness analysis over the code's control-flow graph: an edge to
+    the next instruction from every instruction (an unconditional jump or a
+    return gets one too, which only keeps more alive), an edge to every jump
+    target, and an edge from every instruction a ``try`` covers to its handler
+    (a ``finally`` may read a local when ``close()`` throws into the frame).
+    A plain local is only reached by the ``*_FAST`` instructions: ``STORE_FAST``
+    kills it, and any other (``LOAD_FAST``, ``DELETE_FAST``, the
+    superinstructions of later CPythons) reads it. Cell variables are never dead:
+    a closure (a ``Wait`` condition) may read them at any time; nor is the first
+    argument of code that calls ``super()``, which reads it from the frame.
+    Unknown offsets have nothing dead.
+    """
+    table = _DEAD.get(code)
+    if table is None:
+        table = _DEAD[code] = _dead_locals_table(code)
+    return table.get(lasti, frozenset())
+
+
+#: dead_locals' answers by code object and offset.
+_DEAD: dict[types.CodeType, dict[int, frozenset[str]]] = {}
+
+
+def _dead_locals_table(code: types.CodeType) -> dict[int, frozenset[str]]:
+    instrs = list(dis.get_instructions(code))
+    index = {ins.offset: i for i, ins in enumerate(instrs)}
+    plain = frozenset(code.co_varnames) - frozenset(code.co_cellvars)
+    if "super" in code.co_names and code.co_argcount:
+        plain -= {code.co_varnames[0]}
+    n = len(instrs)
+    succ: list[set[int]] = [{i + 1} if i + 1 < n else set() for i in range(n)]
+    reads: list[frozenset[str]] = []
+    kills: list[frozenset[str]] = []
+    for i, ins in enumerate(instrs):
+        if (ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs) and isinstance(
+            ins.argval, int
+        ):
+            succ[i].add(index[ins.argval])
+        args = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+        named = frozenset(
+            a
+            for a in args
+            if isinstance(a, str) and a in plain and "FAST" in ins.opname
+        )
+        store = ins.opname == "STORE_FAST"
+        kills.append(named if store else frozenset())
+        reads.append(frozenset() if store else named)
+    # The exception table (CPython 3.11+; typeshed does not list the attribute).
+    entries: list[Any] = dis.Bytecode(code).exception_entries  # type: ignore[attr-defined]
+    for entry in entries:
+        handler = index[entry.target]
+        for i, ins in enumerate(instrs):
+            if entry.start <= ins.offset < entry.end:
+                succ[i].add(handler)
+    live: list[frozenset[str]] = [frozenset()] * n
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n - 1, -1, -1):
+            after: frozenset[str] = frozenset().union(*(live[j] for j in succ[i]))
+            now = reads[i] | (after - kills[i])
+            if now != live[i]:
+                live[i] = now
+                changed = True
+    return {ins.offset: plain - live[i] for i, ins in enumerate(instrs)}
+
+
 def _check_no_hidden_state(code: types.CodeType, lasti: int) -> None:
     ok = _HIDDEN_OK.get(code)
     if ok is None:
@@ -458,6 +539,8 @@ class Machine:
         #: shared state that names them): the explorer merges states that differ
         #: only by a permutation within a group (symmetry reduction).
         self.symmetry: tuple[tuple[int, ...], ...] = ()
+        #: Whether task positions leave out dead locals (see :func:`dead_locals`).
+        self.dead_variables = True
         #: Re-executing a schedule the search already judged: no oracle, no
         #: tracepoint, no trace (oracles only read the state, so it is the same).
         self.replaying = False
@@ -489,6 +572,7 @@ class Machine:
             daemon=daemon,
             context=context,
             latency=latency,
+            dead_variables=self.dead_variables,
         )
         self.tasks.append(task)
         return task

@@ -24,6 +24,11 @@ Reductions, each sound and each checked against brute force by the tests:
   (:meth:`~mmsim.engine.Machine.canonical_snapshot`). Edges are labelled by the
   canonical place of the task that ran, and counterexamples are turned back
   into concrete schedules by replaying them.
+* **Dead variables.** A task's position leaves out the locals that no later
+  instruction of its frames can read (:func:`~mmsim.engine.dead_locals`, a
+  liveness analysis of the bytecode, as SPIN removes dead variables): two states
+  that differ only there have the same futures. On ``dio/001`` it halves the
+  states (8,287 to 4,263 with one reader and two flushers).
 * **Coarse steps** are in the kernel model itself, where the kernel holds a lock
   or where what a step changes is invisible to every other task (see
   ``kswapd``).
@@ -295,6 +300,7 @@ class _Expander:
     preemption_bound: int | None
     symmetry: bool = True
     leaf_key: Callable[[Machine, str], Hashable] | None = None
+    dead_variables: bool = True
 
     def __call__(self, nodes: list[_Node]) -> _Batch:
         replays = replayed = 0
@@ -383,7 +389,7 @@ class _Expander:
         return _Batch(tuple(out), replays, replayed, positions, code, frozenset(events))
 
     def _replay(self, schedule: bytes) -> Machine:
-        m = _fresh(self.make, self.symmetry)
+        m = _fresh(self.make, self.symmetry, self.dead_variables)
         m.replaying = True
         for tid in schedule:
             m.step(tid)
@@ -475,7 +481,7 @@ class Interrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
-_CHECKPOINT_FORMAT = "mmsim-search/1"
+_CHECKPOINT_FORMAT = "mmsim-search/2"
 
 
 @attrs.define
@@ -501,6 +507,7 @@ class _Search:
     leaves: set[Hashable] = attrs.Factory(set)
     #: Seconds spent before a resume (the statistics add them up).
     before: float = 0.0
+    dead_variables: bool = True
 
     def save(self, path: Path) -> None:
         """Write the search to ``path`` atomically (a temporary file, renamed)."""
@@ -532,6 +539,7 @@ def explore(
     *,
     stop_on_first: bool = False,
     symmetry: bool = True,
+    dead_variables: bool = True,
     executor: Executor | None = None,
     batch_size: int | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -550,6 +558,8 @@ def explore(
         stop_on_first: stop at the first violation; the search is breadth first,
             so it is one of the shortest.
         symmetry: merge states that differ by a permutation of identical tasks.
+        dead_variables: merge states that differ only in locals no task will
+            read again (:func:`~mmsim.engine.dead_locals`).
         executor: expand each level's states in batches on this executor (a
             ``ProcessPoolExecutor``, Dask's ``Client.get_executor()``); the result
             is the same as without one.
@@ -570,7 +580,11 @@ def explore(
     start = clock()
     if resume is not None:
         search = _Search.load(resume)
-        if search.make != make or search.symmetry != symmetry:
+        if (
+            search.make != make
+            or search.symmetry != symmetry
+            or search.dead_variables != dead_variables
+        ):
             raise CheckpointError(
                 f"{resume}: the checkpoint is of another search ({search.make!r})"
             )
@@ -587,10 +601,12 @@ def explore(
         ]
         search.stats.complete = not search.stats.cut_by
     else:
-        search = _start(make, bounds, symmetry, leaf_key)
+        search = _start(make, bounds, symmetry, leaf_key, dead_variables)
     stats = search.stats
     before = search.before
-    expander = _Expander(make, bounds.preemption_bound, symmetry, leaf_key)
+    expander = _Expander(
+        make, bounds.preemption_bound, symmetry, leaf_key, dead_variables
+    )
 
     def cut(reason: str) -> None:
         stats.complete = False
@@ -658,7 +674,7 @@ def explore(
         except (KeyboardInterrupt, BrokenExecutor):
             raise interrupted() from None
     stats.seconds = before + clock() - start
-    return _result(search, make, symmetry)
+    return _result(search, make, symmetry, dead_variables)
 
 
 def _start(
@@ -666,8 +682,9 @@ def _start(
     bounds: Bounds,
     symmetry: bool,
     leaf_key: Callable[[Machine, str], Hashable] | None,
+    dead_variables: bool,
 ) -> _Search:
-    root = _fresh(make, symmetry)
+    root = _fresh(make, symmetry, dead_variables)
     bounded = bounds.preemption_bound is not None
     root_key, _ = _key(root, None, bounded)
     graph = _Graph(
@@ -684,6 +701,7 @@ def _start(
         graph,
         {root_key: 0},  # least preemptions each state was reached with
         [(root_key, b"", -1, 0)],
+        dead_variables=dead_variables,
     )
     status = settle(root)
     if status != "running":
@@ -766,10 +784,16 @@ def _sigint_deferred() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _fresh(make: Callable[[], Machine], symmetry: bool) -> Machine:
+def _fresh(
+    make: Callable[[], Machine], symmetry: bool, dead_variables: bool = True
+) -> Machine:
     m = make()
     if not symmetry:
         m.symmetry = ()
+    if not dead_variables:
+        m.dead_variables = False
+        for task in m.tasks:
+            task.dead_variables, task.pos = False, None
     return m
 
 
@@ -811,7 +835,11 @@ def _order(enabled: list[int], last: int | None) -> list[int]:
 
 
 def concretize(
-    make: Callable[[], Machine], places: Iterable[int], *, symmetry: bool = True
+    make: Callable[[], Machine],
+    places: Iterable[int],
+    *,
+    symmetry: bool = True,
+    dead_variables: bool = True,
 ) -> tuple[int, ...]:
     """Turn a path of canonical places into the task ids of a concrete run.
 
@@ -819,16 +847,18 @@ def concretize(
     place is found again at every step of a replay.
     """
     places = list(places)
-    m = _fresh(make, symmetry)
+    m = _fresh(make, symmetry, dead_variables)
     if not m.symmetry:
         return tuple(places)
     m.replaying = True
-    out = []
+    out: list[int] = []
     for place in places:
+        if out:
+            # Not the last step: it may oops (KernelBug), which a replay does
+            # not catch, and only its task is wanted.
+            m.step(out[-1])
         _, slot = m.canonical_snapshot()
-        tid = place if slot is None else slot.index(place)
-        out.append(tid)
-        m.step(tid)
+        out.append(place if slot is None else slot.index(place))
     return tuple(out)
 
 
@@ -860,7 +890,7 @@ def _path(parent: dict[int, tuple[int, int] | None], node: int) -> list[int]:
 
 
 def _result(
-    search: _Search, make: Callable[[], Machine], symmetry: bool
+    search: _Search, make: Callable[[], Machine], symmetry: bool, dead_variables: bool
 ) -> SearchResult:
     stats, graph = search.stats, search.graph
     stats.peak_mib = _peak_mib()
@@ -923,7 +953,13 @@ def _result(
             results[oid] = attrs.evolve(
                 r,
                 counterexample=attrs.evolve(
-                    cex, schedule=concretize(make, cex.schedule, symmetry=symmetry)
+                    cex,
+                    schedule=concretize(
+                        make,
+                        cex.schedule,
+                        symmetry=symmetry,
+                        dead_variables=dead_variables,
+                    ),
                 ),
             )
 

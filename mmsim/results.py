@@ -71,6 +71,9 @@ class SearchStatistics(_Model):
     #: Whether states that differ only by a permutation of identical tasks
     #: were merged (symmetry reduction).
     symmetry: bool = True
+    #: Whether states that differ only in locals no task reads again were
+    #: merged (dead variable reduction).
+    dead_variables: bool = True
     #: Upper bound on the probability that two distinct states shared a 64-bit
     #: fingerprint and were merged (n^2 / 2^65).
     collision_bound: float = 0.0

@@ -9,6 +9,7 @@ reduction at all.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import attrs
@@ -31,13 +32,19 @@ class ToyMachine(Machine):
     """
 
     def __init__(
-        self, program: Program, nvars: int, nlocks: int, bad: int | None = None
+        self,
+        program: Program,
+        nvars: int,
+        nlocks: int,
+        bad: int | None = None,
+        compiled: bool = False,
     ):
         super().__init__()
         self.vars = [0] * nvars
         self.locks = [False] * nlocks
         for i, ops in enumerate(program):
-            self.spawn(f"T{i}", "toy", self._run(ops))
+            gen = _compiled(ops)(self) if compiled else self._run(ops)
+            self.spawn(f"T{i}", "toy", gen)
         groups: dict[str, list[int]] = {}
         for i, ops in enumerate(program):
             groups.setdefault(repr(ops), []).append(i)
@@ -87,9 +94,92 @@ class ToyFactory:
     nvars: int
     nlocks: int
     bad: int | None = None
+    #: Run each task as Python compiled from its operations (see :func:`_compiled`).
+    compiled: bool = False
 
     def __call__(self) -> ToyMachine:
-        return ToyMachine(self.program, self.nvars, self.nlocks, self.bad)
+        return ToyMachine(
+            self.program, self.nvars, self.nlocks, self.bad, self.compiled
+        )
+
+
+def _compiled(ops: list[Op]) -> Any:
+    """A generator function running ``ops`` as straight Python, not interpreted.
+
+    The interpreter keeps its register live everywhere (its loop may store it
+    again), so the dead variable reduction finds nothing there. Compiled, a
+    register is dead between its last use and its next load, and the code has
+    the shapes the analysis must follow: branches (lock, await), a ``while``
+    loop (``twice``: the next operation runs two times) and ``try``/``finally``
+    (``finally``: the rest of the task in a ``try`` whose ``finally`` stores the
+    register into a variable).
+    """
+    source = _SOURCES.get(repr(ops))
+    if source is None:
+        body: list[str] = ["reg = 0", "tmp = 0"]
+        ends: list[list[str]] = []
+        pad = ""
+        loop = False
+        for op in ops:
+            kind = op[0]
+            lines: list[str] = []
+            if kind == "set":
+                lines = [f"self.vars[{op[1]}] = {op[2]}"]
+            elif kind == "add":
+                lines = [f"self.vars[{op[1]}] += {op[2]}"]
+            elif kind == "load":
+                lines = [f"reg = self.vars[{op[1]}]"]
+            elif kind == "store":
+                lines = [f"self.vars[{op[1]}] = reg"]
+            elif kind == "swap":  # through a second local, dead right after
+                lines = [f"tmp = self.vars[{op[1]}]", "yield", "reg = tmp"]
+            elif kind == "lock":
+                lines = [
+                    f"if self.locks[{op[1]}]:",
+                    f"    yield Wait(lambda: not self.locks[{op[1]}], 'lock')",
+                    f"self.locks[{op[1]}] = True",
+                ]
+            elif kind == "unlock":
+                lines = [f"self.locks[{op[1]}] = False"]
+            elif kind == "await":
+                cond = f"self.vars[{op[1]}] == {op[2]}"
+                lines = [
+                    f"if not ({cond}):",
+                    f"    yield Wait(lambda: {cond}, 'await')",
+                ]
+            elif kind == "twice":
+                body += [pad + "i = 0", pad + "while i < 2:"]
+                pad += "    "
+                body.append(pad + "i += 1")
+                loop = True
+                continue
+            elif kind == "finally":
+                body.append(pad + "try:")
+                ends.append([pad + "finally:", pad + f"    self.vars[{op[1]}] = reg"])
+                pad += "    "
+                continue
+            body += [pad + line for line in [*lines, "yield"]]
+            if loop:
+                pad, loop = pad[:-4], False
+        if not any("yield" in line for line in body):
+            body.append(pad + "yield")  # a generator, even when all is structure
+        if body[-1].strip() == "try:":
+            body.append(pad + "pass")
+        for end in reversed(ends):
+            body += end
+        source = "def run(self):\n" + "".join(f"    {line}\n" for line in body)
+        _SOURCES[repr(ops)] = source
+    fn = _FUNCTIONS.get(source)
+    if fn is None:
+        space: dict[str, Any] = {"Wait": Wait}
+        name = f"<toy-{zlib.crc32(source.encode())}>"  # its own code id
+        exec(compile(source, name, "exec"), space)
+        fn = _FUNCTIONS[source] = space["run"]
+    return fn
+
+
+_SOURCES: dict[str, str] = {}
+_FUNCTIONS: dict[str, Any] = {}
 
 
 class _VarIsNot(Oracle):
@@ -147,14 +237,21 @@ def brute_force(
 
 @st.composite
 def programs(
-    draw: st.DrawFn, *, max_tasks: int = 3, max_ops: int = 4, max_total: int = 9
+    draw: st.DrawFn,
+    *,
+    max_tasks: int = 3,
+    max_ops: int = 4,
+    max_total: int = 9,
+    shapes: bool = False,
 ) -> tuple[Program, int, int]:
     """Programs of 2..max_tasks tasks over 2 variables and 1 lock.
 
     Locks are taken and released in pairs inside a task, so that most programs
     terminate; awaits may deadlock, which both searches must agree on. At most
     ``max_total`` operations in all keep brute force (every interleaving, no
-    merging) fast.
+    merging) fast. With ``shapes``, also the operations only compiled tasks run
+    (:func:`_compiled`): ``swap``, ``twice`` before an operation, and one
+    ``finally`` per task.
     """
     nvars, nlocks = 2, 1
     ntasks = draw(st.integers(2, max_tasks))
@@ -165,10 +262,21 @@ def programs(
         for _ in range(draw(st.integers(1, max_ops))):
             if budget - len(ops) < 3:
                 break
-            kind = draw(
-                st.sampled_from(["set", "add", "load", "store", "locked", "await"])
-            )
+            kinds = ["set", "add", "load", "store", "locked", "await"]
+            if shapes:
+                kinds += ["swap", "twice", "finally"]
+            kind = draw(st.sampled_from(kinds))
             var = draw(st.integers(0, nvars - 1))
+            if kind == "twice":
+                ops += [("twice",), ("add", var, 1)]
+                continue
+            if kind == "finally":
+                if ("finally", 0) not in ops and ("finally", 1) not in ops:
+                    ops.append(("finally", var))
+                continue
+            if kind == "swap":
+                ops.append(("swap", var))
+                continue
             if kind == "set":
                 ops.append(("set", var, draw(st.integers(0, 2))))
             elif kind == "add":

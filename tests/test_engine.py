@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
-from mmsim.engine import Machine, Path, canonical
+from mmsim.engine import Machine, Path, Wait, canonical, dead_locals
 
 
 class _Loop(Machine):
@@ -60,3 +61,83 @@ def test_fingerprint_is_the_same_in_every_process() -> None:
         )
         out.add(proc.stdout)
     assert len(out) == 1
+
+
+def _offsets(gen: Any) -> list[frozenset[str]]:
+    """The dead locals at each yield the generator stops at, in order."""
+    out = []
+    while True:
+        try:
+            next(gen)
+        except StopIteration:
+            return out
+        out.append(dead_locals(gen.gi_code, gen.gi_frame.f_lasti))
+
+
+def test_dead_locals_follow_reads_kills_loops_and_finally() -> None:
+    box = [0]
+
+    def straight() -> Path:
+        a = box[0]
+        yield  # a is read below
+        box[0] = a
+        yield  # a is never read again
+        a = 5
+        yield  # nor after this store
+
+    def loop() -> Path:
+        a = box[0]
+        i = 0
+        while i < 2:
+            yield  # a is read on the next pass: live at both stops
+            i += 1
+            box[0] = a
+
+    def guarded() -> Path:
+        a = box[0]
+        try:
+            yield  # read only by the finally: live
+        finally:
+            box[0] = a
+
+    def captured() -> Path:
+        a = box[0]
+        yield Wait(lambda: a == 0, "cond")  # a cell: a closure may read it
+        yield
+
+    assert _offsets(straight()) == [frozenset(), {"a"}, {"a"}]
+    assert _offsets(loop()) == [frozenset(), frozenset()]
+    assert _offsets(guarded()) == [frozenset()]
+    g = captured()
+    next(g)
+    assert dead_locals(g.gi_code, g.gi_frame.f_lasti) == frozenset()
+    g.close()
+
+
+def test_dead_locals_are_left_out_of_the_position() -> None:
+    class Two(Machine):
+        def __init__(self, first: int) -> None:
+            super().__init__()
+            self.spawn("t", "t", self._run(first))
+
+        def _run(self, first: int) -> Path:
+            a = first
+            yield
+            del a
+            yield
+
+        def state_snapshot(self) -> tuple[int, ...]:
+            return ()
+
+    one, two = Two(1), Two(2)
+    one.step(0)
+    two.step(0)
+    assert one.snapshot() != two.snapshot()  # a is read (by del) after this yield
+    one.step(0)
+    two.step(0)
+    assert one.snapshot() == two.snapshot()  # ``first`` and ``a`` are dead now
+    three = Two(3)
+    three.dead_variables = three.tasks[0].dead_variables = False
+    three.step(0)
+    three.step(0)
+    assert three.snapshot() != one.snapshot()

@@ -85,6 +85,44 @@ def test_symmetry_merges_states_and_changes_nothing_else(prog: Any, bad: int) ->
 
 
 @settings(deadline=None)
+@given(programs(max_total=8, shapes=True), st.integers(1, 3))
+def test_dead_variables_merge_states_and_change_nothing_else(
+    prog: Any, bad: int
+) -> None:
+    """Tasks compiled to Python (registers die between uses; branches, loops,
+    try/finally): with dead locals left out of the state, the same terminal
+    states and violated oracles as brute force, and the same verdicts and
+    shortest counterexamples as the search that keeps them."""
+    make = ToyFactory(*prog, bad=bad, compiled=True)
+    expected, expected_fired = brute_force(make)
+    got, fired, on = _explored(make)
+    assert got == expected
+    assert fired == expected_fired
+    off = explore(make, leaf_key=_leaf, dead_variables=False)
+    assert on.leaves == off.leaves
+    for oid, r in on.oracles.items():
+        assert r.verdict == off.oracles[oid].verdict
+        other = off.oracles[oid].counterexample
+        if r.counterexample is None:
+            assert other is None
+        else:
+            assert other is not None
+            assert len(r.counterexample.schedule) == len(other.schedule)
+    assert on.stats.states <= off.stats.states
+
+
+def test_dead_variables_merge_a_register_that_is_stored_and_never_read() -> None:
+    # T0's register holds 0 or 1 (whether T1 ran first); once it is stored and
+    # the store overwritten, the register is dead and no longer splits states.
+    prog = [[("load", 0), ("store", 1), ("set", 1, 0), ("set", 0, 2)], [("set", 0, 1)]]
+    make = ToyFactory(prog, 2, 0, compiled=True)
+    on = explore(make)
+    off = explore(make, dead_variables=False)
+    assert on.stats.states < off.stats.states
+    assert brute_force(make)[0] == _explored(make)[0]
+
+
+@settings(deadline=None)
 @given(programs(max_total=8), st.integers(1, 3), st.integers(0, 2))
 def test_preemption_bound_explores_exactly_the_bounded_runs(
     prog: Any, bad: int, bound: int
