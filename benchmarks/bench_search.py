@@ -64,9 +64,9 @@ def test_seed_race_shortest_counterexample_from_the_cli(benchmark: Any) -> None:
         return out
 
     out = benchmark.pedantic(run, rounds=rounds, iterations=1)
-    assert "shortest counterexample: 17 steps" in out
+    assert "shortest counterexample: 15 steps" in out
     wall = statistics.median(times)
-    benchmark.extra_info.update(median_wall_s=wall, steps=17, goal_s=0.5)
+    benchmark.extra_info.update(median_wall_s=wall, steps=15, goal_s=0.5)
     print(f"\nmmsim check dio/001 --first: median {wall:.2f}s over {rounds} runs")
 
 
@@ -211,8 +211,10 @@ def test_portfolio_against_uniform_random(benchmark: Any) -> None:
 
 def test_parallel_speedup(benchmark: Any) -> None:
     """The same search serial and on a 2-process pool: the same states, and the
-    speed-up (goal: at least 1.7x on 2 cores)."""
-    params = {"flushers": 2} if not benchmark.disabled else {}
+    speed-up (goal: at least 1.7x on 2 cores). The search is one worth sharing
+    (about 11,000 states, 10 s serial); one of a few seconds gains little, as
+    its levels are too small to outweigh the messages."""
+    params = {"requests": 2, "flushers": 2} if not benchmark.disabled else {}
     make, _, _ = machine_factory("dio/001", "defer-release", params=params)
     t = time.perf_counter()
     serial = explore(make)

@@ -24,7 +24,7 @@ re-takes it with ``trylock`` and goes straight to ``filemap_release_folio`` with
 no second check. In between, the page can be faulted in again (it is still in
 the page cache), pinned by direct I/O and written back by the flusher; kswapd
 then strips the buffers of a pinned page, and DIO completion re-dirties it
-without buffers. The shortest such run is 25 steps (17 for the unfixed race);
+without buffers. The shortest such run is 22 steps (15 for the unfixed race);
 it needs kswapd to be preempted between ``pageout()`` and its writeback test.
 ``tests/test_strategies.py`` pins it.
 """
