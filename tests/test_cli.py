@@ -246,6 +246,12 @@ def test_parameters_grow_the_search(capsys: pytest.CaptureFixture[str]) -> None:
     two = int(_states(main, argv, capsys))
     plain = int(_states(main, [*argv, "--no-symmetry"], capsys))
     assert one < two < plain
+    # Dead locals left in, the same search tells more states apart; the
+    # reproduce line keeps the flag.
+    live = int(_states(main, [*argv, "--no-dead-variables"], capsys))
+    assert two < live
+    main([*argv, "--no-dead-variables"])
+    assert "--no-dead-variables" in capsys.readouterr().out
 
 
 def _states(run: object, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
