@@ -361,10 +361,10 @@ def dead_locals(code: types.CodeType, lasti: int) -> frozenset[str]:
     variable reduction, here over CPython bytecode).
 
     A backward liveness analysis over the code's control-flow graph: an edge to
-    the next instruction from every instruction (an unconditional jump or a
-    return gets one too, which only keeps more alive), an edge to every jump
-    target, and an edge from every instruction a ``try`` covers to its handler
-    (a ``finally`` may read a local when ``close()`` throws into the frame).
+    the next instruction from every instruction but a return, a raise or an
+    unconditional jump, an edge to every jump target, and an edge from every
+    instruction a ``try`` covers to its handler (a ``finally`` may read a local
+    when ``close()`` throws into the frame).
     A plain local is only reached by the ``*_FAST`` instructions: ``STORE_FAST``
     kills it, and any other (``LOAD_FAST``, ``DELETE_FAST``, the
     superinstructions of later CPythons) reads it. Cell variables are never dead:
@@ -380,6 +380,10 @@ def dead_locals(code: types.CodeType, lasti: int) -> frozenset[str]:
 
 #: dead_locals' answers by code object and offset.
 _DEAD: dict[types.CodeType, dict[int, frozenset[str]]] = {}
+#: Instructions after which control never falls through (CPython 3.11 to 3.13).
+_LEAVES = frozenset(
+    {"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"} | _JUMPS_ALWAYS
+)
 
 
 def _dead_locals_table(code: types.CodeType) -> dict[int, frozenset[str]]:
@@ -389,7 +393,13 @@ def _dead_locals_table(code: types.CodeType) -> dict[int, frozenset[str]]:
     if "super" in code.co_names and code.co_argcount:
         plain -= {code.co_varnames[0]}
     n = len(instrs)
-    succ: list[set[int]] = [{i + 1} if i + 1 < n else set() for i in range(n)]
+    # Control falls through to the next instruction unless this one surely
+    # leaves (a return, a raise, an unconditional jump); an instruction not
+    # known to leave keeps the edge, which only keeps more alive.
+    succ: list[set[int]] = [
+        {i + 1} if i + 1 < n and ins.opname not in _LEAVES else set()
+        for i, ins in enumerate(instrs)
+    ]
     reads: list[frozenset[str]] = []
     kills: list[frozenset[str]] = []
     for i, ins in enumerate(instrs):

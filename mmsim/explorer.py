@@ -855,8 +855,9 @@ def concretize(
     out: list[int] = []
     for place in places:
         if out:
-            # Not the last step: it may oops (KernelBug), which a replay does
-            # not catch, and only its task is wanted.
+            # Each step runs once the next place is asked for, so the last never
+            # runs: it may oops (KernelBug), which a replay does not catch, and
+            # only its task is wanted.
             m.step(out[-1])
         _, slot = m.canonical_snapshot()
         out.append(place if slot is None else slot.index(place))

@@ -114,6 +114,25 @@ def test_dead_locals_follow_reads_kills_loops_and_finally() -> None:
     g.close()
 
 
+def test_dead_locals_after_a_return_are_not_kept_alive_by_the_code_behind_it() -> None:
+    # From 3.12 CPython puts each ``yield from``'s throw handler after the final
+    # return, jumping back into the function: falling through the return would
+    # make ``a`` and ``sub`` look read again after the second delegation.
+    box = [0]
+
+    def sub() -> Path:
+        yield
+
+    def two() -> Path:
+        a = box[0]
+        yield from sub()
+        box[0] = a
+        yield from sub()
+        return 1
+
+    assert _offsets(two()) == [frozenset(), {"a"}]
+
+
 def test_dead_locals_are_left_out_of_the_position() -> None:
     class Two(Machine):
         def __init__(self, first: int) -> None:
