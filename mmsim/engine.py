@@ -30,6 +30,7 @@ import dis
 import enum
 import functools
 import gc
+import itertools
 import marshal
 import sys
 import types
@@ -52,6 +53,7 @@ __all__ = [
     "Wait",
     "dead_locals",
     "kernel",
+    "yield_offset",
 ]
 
 #: A modelled kernel path: a generator that yields ``None`` (a bare ``yield``: a
@@ -203,9 +205,10 @@ class Task:
             if frame is None:
                 break
             code = gen.gi_code
-            _check_no_hidden_state(code, frame.f_lasti)
+            lasti = yield_offset(code, frame.f_lasti)
+            _check_no_hidden_state(code, lasti)
             out.append(_code_id(code))
-            out.append(frame.f_lasti)
+            out.append(lasti)
             # By the code's own list of names, not in f_locals' order: that dict
             # is kept on the frame, and a local unbound when it was last read
             # comes back at its end, so its order depends on the history of
@@ -217,7 +220,7 @@ class Task:
                 )
             # A dead local cannot change what the task does from here on: two
             # states that differ only there have the same futures.
-            dead = dead_locals(code, frame.f_lasti) if self.dead_variables else ()
+            dead = dead_locals(code, lasti) if self.dead_variables else ()
             f_locals = frame.f_locals
             for name in names:
                 if name in dead:
@@ -353,6 +356,28 @@ def _yield_points_without_hidden_state(code: types.CodeType) -> frozenset[int]:
         if depth[ins.offset] - base <= allowed:
             ok.add(ins.offset)
     return frozenset(ok)
+
+
+def yield_offset(code: types.CodeType, lasti: int) -> int:
+    """The offset of the yield a suspended frame of ``code`` stands at.
+
+    CPython 3.11 and 3.12 leave ``f_lasti`` on the ``YIELD_VALUE``; 3.13 moves it
+    to the ``RESUME`` right after. Positions, coverage and the bytecode analyses
+    speak of the yield, so that every version sees the same offsets.
+    """
+    table = _RESUMES.get(code)
+    if table is None:
+        instrs = list(dis.get_instructions(code))
+        table = _RESUMES[code] = {
+            after.offset: ins.offset
+            for ins, after in itertools.pairwise(instrs)
+            if ins.opname == "YIELD_VALUE" and after.opname == "RESUME"
+        }
+    return table.get(lasti, lasti)
+
+
+#: yield_offset's answers: the offset of each RESUME that follows a yield.
+_RESUMES: dict[types.CodeType, dict[int, int]] = {}
 
 
 def dead_locals(code: types.CodeType, lasti: int) -> frozenset[str]:
@@ -731,7 +756,8 @@ class Machine:
         if self.steps_seen is not None:
             gen: Any = task.gen
             while isinstance(gen, types.GeneratorType) and gen.gi_frame is not None:
-                self.steps_seen.add((gen.gi_code, gen.gi_frame.f_lasti))
+                code = gen.gi_code
+                self.steps_seen.add((code, yield_offset(code, gen.gi_frame.f_lasti)))
                 gen = gen.gi_yieldfrom
         if task.wait is not None and task.context != "process":
             # Only process context may sleep: "BUG: sleeping function called from
@@ -905,7 +931,7 @@ class _Profiler:
         elif event == "return":
             if frame.f_code.co_flags & _CO_GENERATOR:
                 code = frame.f_code.co_code
-                if code[frame.f_lasti] != _RETURN_VALUE:
+                if code[frame.f_lasti] not in _RETURNS:
                     return  # a yield: the frame stays suspended on the stack
             while self.stack and self.stack[-1] is not frame:
                 self.stack.pop()
@@ -919,4 +945,7 @@ class _Profiler:
 
 
 _CO_GENERATOR = 0x20
-_RETURN_VALUE = __import__("dis").opmap["RETURN_VALUE"]
+#: The opcodes a frame returns by (``RETURN_CONST`` since CPython 3.12).
+_RETURNS = frozenset(
+    dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap
+)

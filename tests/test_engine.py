@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dis
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mmsim.engine import Machine, Path, Wait, canonical, dead_locals
+from mmsim.engine import Machine, Path, Wait, canonical, dead_locals, yield_offset
 
 
 class _Loop(Machine):
@@ -112,6 +113,19 @@ def test_dead_locals_follow_reads_kills_loops_and_finally() -> None:
     next(g)
     assert dead_locals(g.gi_code, g.gi_frame.f_lasti) == frozenset()
     g.close()
+
+
+def test_a_suspended_frame_stands_at_its_yield_on_every_python() -> None:
+    # CPython 3.13 reports the RESUME after the yield as the frame's f_lasti.
+    def g() -> Path:
+        yield
+
+    gen = g()
+    next(gen)
+    assert gen.gi_frame is not None
+    at = yield_offset(gen.gi_code, gen.gi_frame.f_lasti)
+    names = {ins.offset: ins.opname for ins in dis.get_instructions(gen.gi_code)}
+    assert names[at] == "YIELD_VALUE"
 
 
 def test_dead_locals_after_a_return_are_not_kept_alive_by_the_code_behind_it() -> None:
