@@ -406,9 +406,7 @@ def dead_locals(code: types.CodeType, lasti: int) -> frozenset[str]:
 #: dead_locals' answers by code object and offset.
 _DEAD: dict[types.CodeType, dict[int, frozenset[str]]] = {}
 #: Instructions after which control never falls through (CPython 3.11 to 3.13).
-_LEAVES = frozenset(
-    {"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"} | _JUMPS_ALWAYS
-)
+_LEAVES = frozenset(_ENDS | {"RETURN_CONST"} | _JUMPS_ALWAYS)
 
 
 def _dead_locals_table(code: types.CodeType) -> dict[int, frozenset[str]]:
