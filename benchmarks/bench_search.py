@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,7 +41,7 @@ SIZES = [(1, 1), (2, 2), (3, 3)]
 BUDGET_S, BUDGET_MIB = 60.0, 1024.0
 
 
-def _cli(*args: str) -> tuple[float, str]:
+def _cli(*args: str, env: dict[str, str] | None = None) -> tuple[float, str]:
     """Wall time of ``python -m mmsim ARGS`` in a new process, and its output."""
     t = time.perf_counter()
     out = subprocess.run(
@@ -48,26 +49,43 @@ def _cli(*args: str) -> tuple[float, str]:
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     return time.perf_counter() - t, out.stdout
 
 
-def test_seed_race_shortest_counterexample_from_the_cli(benchmark: Any) -> None:
+def test_seed_race_shortest_counterexample_from_the_cli(
+    benchmark: Any, tmp_path: Path
+) -> None:
     """Goal: under 0.5 s from the command line, process start included, with the
-    shortest counterexample printed (SPIN: about 1.8 s, 35 steps)."""
+    shortest counterexample printed (SPIN: about 1.8 s, 35 steps).
+
+    Timed as a user runs it after ``pip install``, which compiles the bytecode:
+    one untimed run writes it (to a private cache, whatever
+    ``PYTHONDONTWRITEBYTECODE`` says), then the timed runs use it. The untimed
+    run's time, every module compiled from source, is printed beside.
+    """
     rounds = 1 if benchmark.disabled else 5
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    compiling, _ = _cli("check", "dio/001", "--first", env=env)
     times: list[float] = []
 
     def run() -> str:
-        seconds, out = _cli("check", "dio/001", "--first")
+        seconds, out = _cli("check", "dio/001", "--first", env=env)
         times.append(seconds)
         return out
 
     out = benchmark.pedantic(run, rounds=rounds, iterations=1)
     assert "shortest counterexample: 15 steps" in out
     wall = statistics.median(times)
-    benchmark.extra_info.update(median_wall_s=wall, steps=15, goal_s=0.5)
-    print(f"\nmmsim check dio/001 --first: median {wall:.2f}s over {rounds} runs")
+    benchmark.extra_info.update(
+        median_wall_s=wall, compiling_wall_s=compiling, steps=15, goal_s=0.5
+    )
+    print(
+        f"\nmmsim check dio/001 --first: median {wall:.2f}s over {rounds} runs "
+        f"(goal 0.5s; {compiling:.2f}s in the run that compiled the bytecode)"
+    )
 
 
 def _search(readers: int, requests: int, flushers: int, policy: str) -> dict[str, Any]:

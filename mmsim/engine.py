@@ -200,30 +200,20 @@ class Task:
             return (-1,)
         out: list[Any] = []
         gen: Any = self.gen
+        dead_variables = self.dead_variables
         while isinstance(gen, types.GeneratorType):
             frame = gen.gi_frame
             if frame is None:
                 break
             code = gen.gi_code
-            lasti = yield_offset(code, frame.f_lasti)
-            _check_no_hidden_state(code, lasti)
-            out.append(_code_id(code))
-            out.append(lasti)
-            # By the code's own list of names, not in f_locals' order: that dict
-            # is kept on the frame, and a local unbound when it was last read
-            # comes back at its end, so its order depends on the history of
-            # the run, and equal states would look different.
-            names = _LOCAL_NAMES.get(code)
-            if names is None:
-                names = _LOCAL_NAMES[code] = (
-                    code.co_varnames + code.co_cellvars + code.co_freevars
-                )
-            # A dead local cannot change what the task does from here on: two
-            # states that differ only there have the same futures.
-            dead = dead_locals(code, lasti) if self.dead_variables else ()
+            key = (code, frame.f_lasti, dead_variables)
+            plan = _PLANS.get(key)
+            if plan is None:
+                plan = _PLANS[key] = _frame_plan(*key)
+            out.extend(plan[0])
             f_locals = frame.f_locals
-            for name in names:
-                if name in dead:
+            for name in plan[1]:
+                if name is None:
                     out.append((-9,))
                     continue
                 value = f_locals.get(name, _UNBOUND)
@@ -232,10 +222,35 @@ class Task:
         return tuple(out)
 
 
+def _frame_plan(
+    code: types.CodeType, f_lasti: int, dead_variables: bool
+) -> tuple[tuple[int, int], tuple[str | None, ...]]:
+    """How a frame of ``code`` suspended at ``f_lasti`` enters a position: its
+    code's id and yield offset, then each local by name (None: dead, left out).
+
+    The locals go by the code's own list of names, not in ``f_locals``' order:
+    that dict is kept on the frame, and a local unbound when it was last read
+    comes back at its end, so its order depends on the history of the run, and
+    equal states would look different. A dead local cannot change what the task
+    does from here on: two states that differ only there have the same futures.
+    """
+    lasti = yield_offset(code, f_lasti)
+    _check_no_hidden_state(code, lasti)
+    dead = dead_locals(code, lasti) if dead_variables else frozenset()
+    names = code.co_varnames + code.co_cellvars + code.co_freevars
+    return (_code_id(code), lasti), tuple(
+        None if name in dead else name for name in names
+    )
+
+
+#: _frame_plan's answers, by code object, f_lasti and dead_variables.
+_PLANS: dict[
+    tuple[types.CodeType, int, bool], tuple[tuple[int, int], tuple[str | None, ...]]
+] = {}
+
+
 #: A local that holds no value yet (or no longer).
 _UNBOUND = object()
-#: Every local of a code object, in a fixed order.
-_LOCAL_NAMES: dict[types.CodeType, tuple[str, ...]] = {}
 
 
 class Oracle:
@@ -297,6 +312,19 @@ def _code_id(code: types.CodeType) -> int:
 
 _CODE_IDS: dict[types.CodeType, int] = {}
 
+
+def instructions(code: types.CodeType) -> list[dis.Instruction]:
+    """The decoded bytecode of ``code``, once per process: the bytecode analyses
+    below and the explorer's coverage all read it, and decoding is what a cold
+    ``mmsim check`` spent most of its one-time work on."""
+    instrs = _INSTRUCTIONS.get(code)
+    if instrs is None:
+        instrs = _INSTRUCTIONS[code] = list(dis.get_instructions(code))
+    return instrs
+
+
+_INSTRUCTIONS: dict[types.CodeType, list[dis.Instruction]] = {}
+
 _JUMPS_ALWAYS = {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT"}
 _ENDS = {"RETURN_VALUE", "RAISE_VARARGS", "RERAISE"}
 _HIDDEN_OK: dict[types.CodeType, frozenset[int]] = {}
@@ -312,7 +340,7 @@ def _yield_points_without_hidden_state(code: types.CodeType) -> frozenset[int]:
     where the stack holds only the value being yielded (and, in ``yield from``,
     the sub-generator, which the fingerprint follows through ``gi_yieldfrom``).
     """
-    instrs = list(dis.get_instructions(code))
+    instrs = instructions(code)
     index = {ins.offset: i for i, ins in enumerate(instrs)}
     depth: dict[int, int] = {}
     work = [(0, 0)]
@@ -367,7 +395,7 @@ def yield_offset(code: types.CodeType, lasti: int) -> int:
     """
     table = _RESUMES.get(code)
     if table is None:
-        instrs = list(dis.get_instructions(code))
+        instrs = instructions(code)
         table = _RESUMES[code] = {
             after.offset: ins.offset
             for ins, after in itertools.pairwise(instrs)
@@ -410,7 +438,7 @@ _LEAVES = frozenset(_ENDS | {"RETURN_CONST"} | _JUMPS_ALWAYS)
 
 
 def _dead_locals_table(code: types.CodeType) -> dict[int, frozenset[str]]:
-    instrs = list(dis.get_instructions(code))
+    instrs = instructions(code)
     index = {ins.offset: i for i, ins in enumerate(instrs)}
     plain = frozenset(code.co_varnames) - frozenset(code.co_cellvars)
     if "super" in code.co_names and code.co_argcount:

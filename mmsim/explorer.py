@@ -46,7 +46,6 @@ and the end-of-run oracles judge it), a deadlock, a known state, or a bound.
 from __future__ import annotations
 
 import contextlib
-import dis
 import enum
 import hashlib
 import marshal
@@ -64,7 +63,13 @@ from typing import Any, NamedTuple
 
 import attrs
 
-from mmsim.engine import KERNEL_FUNCTIONS, Machine, Violation, _code_id
+from mmsim.engine import (
+    KERNEL_FUNCTIONS,
+    Machine,
+    Violation,
+    _code_id,
+    instructions,
+)
 
 __all__ = [
     "Bounds",
@@ -302,6 +307,10 @@ class _Expander:
     symmetry: bool = True
     leaf_key: Callable[[Machine, str], Hashable] | None = None
     dead_variables: bool = True
+    #: Stop the batch at the first child that violates an oracle (on its edge or
+    #: at its end), where the merge stops the search: the nodes after it would
+    #: be expanded for nothing.
+    stop_on_first: bool = False
 
     def __call__(self, nodes: list[_Node]) -> _Batch:
         replays = replayed = 0
@@ -383,7 +392,15 @@ class _Expander:
                         leaf,
                     )
                 )
+                if self.stop_on_first and (found or end):
+                    break
             out.append(_Expansion(key, tuple(children), cut))
+            if (
+                self.stop_on_first
+                and children
+                and (children[-1].found or children[-1].end)
+            ):
+                break
         # Code objects do not cross processes: by id, each described once.
         positions = frozenset((_code_id(co), lasti) for co, lasti in reached)
         code = {_code_id(co): _describe(co) for co in {co for co, _ in reached}}
@@ -430,7 +447,7 @@ def _describe(co: types.CodeType) -> _Code:
         name, where, source = co.co_qualname, "-", basename
     yields = tuple(
         (ins.offset, ins.positions.lineno if ins.positions is not None else 0)
-        for ins in dis.get_instructions(co)
+        for ins in instructions(co)
         if ins.opname == "YIELD_VALUE"
     )
     out = _DESCRIBED[co] = (
@@ -606,7 +623,7 @@ def explore(
     stats = search.stats
     before = search.before
     expander = _Expander(
-        make, bounds.preemption_bound, symmetry, leaf_key, dead_variables
+        make, bounds.preemption_bound, symmetry, leaf_key, dead_variables, stop_on_first
     )
 
     def cut(reason: str) -> None:
@@ -730,7 +747,9 @@ def _merge(
     search.positions |= batch.positions
     search.code.update(batch.code)
     search.events |= batch.events
-    for (_, schedule, _, _), exp in zip(nodes, batch.expansions, strict=True):
+    # A batch stopped at its first violation holds fewer expansions than nodes;
+    # the merge stops at that violation too.
+    for (_, schedule, _, _), exp in zip(nodes, batch.expansions, strict=False):
         if exp.cut:
             cut(f"preemption_bound={search.preemption_bound}")
         out = graph.edges.setdefault(exp.node, [])
@@ -747,6 +766,9 @@ def _merge(
             if seen is not None and seen <= ch.preemptions:
                 stats.revisits += 1
                 stats.executions += 1
+                if stop_on_first and ch.end:
+                    cut("stopped at the first violation")
+                    return True
                 continue
             if seen is None:
                 stats.states += 1
@@ -767,6 +789,8 @@ def _merge(
             search.nxt.append(
                 (ch.key, schedule + bytes((ch.tid,)), ch.last, ch.preemptions)
             )
+    # A batch cut short stops at its violation above: no node is ever dropped.
+    assert len(batch.expansions) == len(nodes)
     return False
 
 

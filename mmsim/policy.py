@@ -255,11 +255,22 @@ def load_policy(name: str) -> tuple[Policy, ...]:
     return entry.policies if isinstance(entry, Stack) else (entry,)
 
 
+#: The ``mmsim.policies`` entry points by name, as last scanned.
+_REGISTERED: dict[str, importlib.metadata.EntryPoint] | None = None
+
+
 def load_entry(name: str) -> Policy | Stack:
     """Load what a ``mmsim.policies`` entry point names: a policy or a stack."""
-    eps = {
-        ep.name: ep for ep in importlib.metadata.entry_points(group="mmsim.policies")
-    }
+    global _REGISTERED
+    if _REGISTERED is None or name not in _REGISTERED:
+        # Scanned once per process (a cell loads its policy several times), and
+        # again for a name not seen yet, so a plug-in installed while the
+        # process runs is still found.
+        _REGISTERED = {
+            ep.name: ep
+            for ep in importlib.metadata.entry_points(group="mmsim.policies")
+        }
+    eps = _REGISTERED
     if name not in eps:
         known = ", ".join(sorted(eps)) or "none"
         raise PolicyError(f"unknown policy {name!r} (registered: {known})")

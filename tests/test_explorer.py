@@ -123,6 +123,43 @@ def test_dead_variables_merge_a_register_that_is_stored_and_never_read() -> None
 
 
 @settings(deadline=None)
+@given(programs(), st.integers(1, 3), st.integers(1, 4))
+def test_stop_on_first_gives_a_shortest_counterexample(
+    prog: Any, bad: int, batch: int
+) -> None:
+    """Stopped at the first violation (each batch of a level is cut short there):
+    a violation exactly when brute force finds one, as short as the whole
+    search's shortest, replaying to it; and the same search whatever the batch
+    size, so the cut never drops a state the search would have counted."""
+    make = ToyFactory(*prog, bad=bad)
+    _, expected_fired = brute_force(make)
+    whole = explore(make)
+    first = explore(make, stop_on_first=True)
+    assert (first.counterexample is not None) == bool(expected_fired)
+    assert first.stats.complete == (first.counterexample is None)
+    if first.counterexample is None:
+        assert first.stats.states == whole.stats.states
+        return
+    shortest = min(
+        len(r.counterexample.schedule)
+        for r in whole.oracles.values()
+        if r.counterexample is not None
+    )
+    assert len(first.counterexample.schedule) == shortest
+    m = make()
+    for tid in first.counterexample.schedule:
+        assert tid in m.enabled()
+        m.step(tid)
+    if first.counterexample.at_end:
+        settle(m)
+    assert first.counterexample.violation in m.violations
+    other = explore(make, stop_on_first=True, batch_size=batch)
+    assert other.counterexample == first.counterexample
+    assert other.stats.states == first.stats.states
+    assert other.stats.transitions == first.stats.transitions
+
+
+@settings(deadline=None)
 @given(programs(max_total=8), st.integers(1, 3), st.integers(0, 2))
 def test_preemption_bound_explores_exactly_the_bounded_runs(
     prog: Any, bad: int, bound: int
