@@ -2,7 +2,8 @@
 
 Exit status: 0 when no violation exists (Never), 1 when one was found (or a
 replay reproduced it), 2 for bad input (one line on stderr, no traceback), 3 when
-a bound cut a search that found nothing (Unknown: not a proof).
+a bound cut a search that found nothing (Unknown: not a proof), 141 (quietly) when
+the reader of its output went away.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import attrs
 __all__ = ["main"]
 
 EXIT_NEVER, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
+#: A shell's status for a command killed by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
 
 #: The modules of the kernel model, one per kernel file.
 MODEL_MODULES = [
@@ -780,7 +783,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fuzz": _cmd_fuzz,
     }
     try:
-        return handlers[args.command](args)
+        status = handlers[args.command](args)
+        sys.stdout.flush()  # here, so that a reader gone away is seen below
+        return status
+    except BrokenPipeError:
+        # The reader stopped reading (``mmsim list | head``), as a pipe's reader
+        # may: quiet, as other tools are. Python's last flush at exit goes to
+        # /dev/null rather than complain a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (
         ScenarioError,
         PolicyError,

@@ -296,6 +296,9 @@ class _Batch:
     positions: frozenset[tuple[int, int]]
     code: dict[int, _Code]
     events: frozenset[str]
+    #: Each expansion's children's machines, still running, when the batch was
+    #: expanded in the searching process (never sent between processes).
+    live: tuple[tuple[Machine | None, ...], ...] = ()
 
 
 @attrs.frozen
@@ -312,16 +315,29 @@ class _Expander:
     #: be expanded for nothing.
     stop_on_first: bool = False
 
-    def __call__(self, nodes: list[_Node]) -> _Batch:
+    def __call__(
+        self, nodes: list[_Node], machines: list[Machine | None] | None = None
+    ) -> _Batch:
+        """Expand ``nodes``. ``machines``, in the searching process, holds for
+        some nodes the machine that reached them, which saves their first
+        child a replay; the batch then hands back its children's machines."""
         replays = replayed = 0
         reached: set[tuple[types.CodeType, int]] = set()
         events: set[str] = set()
         out = []
+        live: list[tuple[Machine | None, ...]] = []
         bounded = self.preemption_bound is not None
-        for key, schedule, last, preemptions in nodes:
-            m = self._replay(schedule)
-            replays += 1
-            replayed += len(schedule)
+        for i, (key, schedule, last, preemptions) in enumerate(nodes):
+            held = machines[i] if machines is not None else None
+            if held is not None:
+                # As a replay would leave it: a replay records no violation.
+                m = held
+                m.violations.clear()
+            else:
+                m = self._replay(schedule)
+                replays += 1
+                replayed += len(schedule)
+            kept: list[Machine | None] = []
             # Every replay of this schedule reaches the same state: its tasks'
             # positions are computed once, and a child recomputes only those
             # of the tasks its step moved.
@@ -377,6 +393,11 @@ class _Expander:
                     else None
                 )
                 m.events_seen = m.steps_seen = None
+                if machines is not None and status == "running":
+                    kept.append(m)
+                else:
+                    kept.append(None)
+                    m.discard()
                 children.append(
                     _Child(
                         place,
@@ -394,7 +415,10 @@ class _Expander:
                 )
                 if self.stop_on_first and (found or end):
                     break
+            if fresh:
+                m.discard()  # every child was cut by the preemption bound
             out.append(_Expansion(key, tuple(children), cut))
+            live.append(tuple(kept))
             if (
                 self.stop_on_first
                 and children
@@ -404,7 +428,15 @@ class _Expander:
         # Code objects do not cross processes: by id, each described once.
         positions = frozenset((_code_id(co), lasti) for co, lasti in reached)
         code = {_code_id(co): _describe(co) for co in {co for co, _ in reached}}
-        return _Batch(tuple(out), replays, replayed, positions, code, frozenset(events))
+        return _Batch(
+            tuple(out),
+            replays,
+            replayed,
+            positions,
+            code,
+            frozenset(events),
+            tuple(live) if machines is not None else (),
+        )
 
     def _replay(self, schedule: bytes) -> Machine:
         m = _fresh(self.make, self.symmetry, self.dead_variables)
@@ -631,6 +663,9 @@ def explore(
         if reason not in stats.cut_by:
             stats.cut_by.append(reason)
 
+    # Machines standing at nodes still to expand, in this process only: a
+    # checkpoint does not hold them, and without them a node is replayed.
+    live: dict[bytes, Machine] = {}
     stopped = False
     while (search.level or search.nxt) and not stopped:
         if not search.level:
@@ -644,7 +679,7 @@ def explore(
         batches = [
             search.level[i : i + size] for i in range(0, len(search.level), size)
         ]
-        results = _run_batches(expander, batches, executor)
+        results = _run_batches(expander, batches, executor, live)
 
         def interrupted() -> Interrupted:
             stats.seconds = before + clock() - start
@@ -659,7 +694,9 @@ def explore(
             for nodes in batches:
                 batch = next(results)
                 with _sigint_deferred() as caught:
-                    stopped = _merge(search, nodes, batch, stop_on_first, leaf_key, cut)
+                    stopped = _merge(
+                        search, nodes, batch, stop_on_first, leaf_key, cut, live
+                    )
                     del search.level[: len(nodes)]
                 if caught:
                     raise KeyboardInterrupt
@@ -690,7 +727,9 @@ def explore(
                         search.save(checkpoint)
                     break
         except (KeyboardInterrupt, BrokenExecutor):
+            _discard_all(live)
             raise interrupted() from None
+    _discard_all(live)
     stats.seconds = before + clock() - start
     return _result(search, make, symmetry, dead_variables)
 
@@ -739,8 +778,34 @@ def _merge(
     stop_on_first: bool,
     leaf_key: Callable[[Machine, str], Hashable] | None,
     cut: Callable[[str], None],
+    live: dict[bytes, Machine] | None = None,
 ) -> bool:
-    """Fold a batch's expansions into the search; True to stop (first violation)."""
+    """Fold a batch's expansions into the search; True to stop (first violation).
+
+    ``live`` collects, by schedule, the machines of up to :data:`_LIVE_MAX` new
+    nodes of the next level, when the batch handed them back; the others are
+    discarded.
+    """
+    try:
+        return _merge_into(search, nodes, batch, stop_on_first, leaf_key, cut, live)
+    finally:
+        kept = {id(m) for m in live.values()} if live is not None else set()
+        for machines in batch.live:
+            for m in machines:
+                if m is not None and id(m) not in kept:
+                    m.discard()
+
+
+def _merge_into(
+    search: _Search,
+    nodes: list[_Node],
+    batch: _Batch,
+    stop_on_first: bool,
+    leaf_key: Callable[[Machine, str], Hashable] | None,
+    cut: Callable[[str], None],
+    live: dict[bytes, Machine] | None = None,
+) -> bool:
+    """The merge proper (see :func:`_merge`)."""
     stats, graph, visited = search.stats, search.graph, search.visited
     stats.replays += batch.replays
     stats.replayed_steps += batch.replayed_steps
@@ -749,11 +814,13 @@ def _merge(
     search.events |= batch.events
     # A batch stopped at its first violation holds fewer expansions than nodes;
     # the merge stops at that violation too.
-    for (_, schedule, _, _), exp in zip(nodes, batch.expansions, strict=False):
+    for n, ((_, schedule, _, _), exp) in enumerate(
+        zip(nodes, batch.expansions, strict=False)
+    ):
         if exp.cut:
             cut(f"preemption_bound={search.preemption_bound}")
         out = graph.edges.setdefault(exp.node, [])
-        for ch in exp.children:
+        for c, ch in enumerate(exp.children):
             stats.transitions += 1
             out.append((ch.place, ch.key, ch.found))
             if ch.smap is not None:
@@ -786,9 +853,12 @@ def _merge(
                     cut("stopped at the first violation")
                     return True
                 continue
-            search.nxt.append(
-                (ch.key, schedule + bytes((ch.tid,)), ch.last, ch.preemptions)
-            )
+            child = schedule + bytes((ch.tid,))
+            search.nxt.append((ch.key, child, ch.last, ch.preemptions))
+            if live is not None and batch.live and len(live) < _LIVE_MAX:
+                m = batch.live[n][c]
+                if m is not None:
+                    live[child] = m
     # A batch cut short stops at its violation above: no node is ever dropped.
     assert len(batch.expansions) == len(nodes)
     return False
@@ -830,19 +900,33 @@ def _batch_size(n: int, executor: Executor | None) -> int:
 
 
 def _run_batches(
-    expander: _Expander, batches: list[list[_Node]], executor: Executor | None
+    expander: _Expander,
+    batches: list[list[_Node]],
+    executor: Executor | None,
+    live: dict[bytes, Machine],
 ) -> Iterator[_Batch]:
     # A level too small to share costs more in messages than it saves: the
     # first levels of every search, and the last of most, run here.
     if executor is None or sum(len(b) for b in batches) < _SMALL_LEVEL:
         for batch in batches:
-            yield expander(batch)
+            yield expander(batch, [live.pop(node[1], None) for node in batch])
         return
+    _discard_all(live)
     yield from executor.map(expander, batches)
+
+
+def _discard_all(live: dict[bytes, Machine]) -> None:
+    for m in live.values():
+        m.discard()
+    live.clear()
 
 
 #: Levels with fewer states than this are expanded in the searching process.
 _SMALL_LEVEL = 16
+#: Machines kept running between two levels, each saving one replay. Few: the
+#: garbage collector walks every object they hold at each full collection,
+#: which costs more than the replays once there are thousands.
+_LIVE_MAX = 256
 
 
 def _peak_mib() -> float:

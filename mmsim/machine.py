@@ -162,6 +162,14 @@ class Kernel(Machine):
                 return task
         return self.spawn(name, kind, gen, context=context, latency=latency)
 
+    def discard(self) -> None:
+        """Let go of the machine (see :meth:`Machine.discard`); a file's page
+        cache and its inode point at each other, so they are parted too."""
+        super().discard()
+        for inode in self.inodes:
+            inode.mapping.pages.clear()
+            del inode.mapping
+
     def has_dirty_pages(self) -> bool:
         """Whether any file has a dirty page in its cache (the flusher's wake-up)."""
         return any(p.dirty for i in self.inodes for p in i.mapping.pages.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -362,3 +363,21 @@ def _checkpoint_states(path: Path) -> int:
     from mmsim.explorer import _Search
 
     return _Search.load(path).stats.states
+
+
+def test_a_reader_gone_away_ends_the_command_quietly() -> None:
+    # The pipe has no reader from the start, so the first write fails.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mmsim", "list"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -157,6 +158,28 @@ def test_stop_on_first_gives_a_shortest_counterexample(
     assert other.counterexample == first.counterexample
     assert other.stats.states == first.stats.states
     assert other.stats.transitions == first.stats.transitions
+
+
+@settings(deadline=None)
+@given(programs(), st.integers(1, 3), st.sampled_from([None, 1]))
+def test_machines_kept_between_levels_change_nothing_but_the_replays(
+    prog: Any, bad: int, bound: int | None
+) -> None:
+    """A node's first child steps the machine that reached the node, where one
+    is kept: the same search as replaying every node, with fewer replays."""
+    make = ToyFactory(*prog, bad=bad)
+    kept = explore(make, Bounds(preemption_bound=bound), leaf_key=_leaf)
+    with mock.patch("mmsim.explorer._LIVE_MAX", 0):
+        replayed = explore(make, Bounds(preemption_bound=bound), leaf_key=_leaf)
+    assert kept.leaves == replayed.leaves
+    assert kept.oracles == replayed.oracles
+    assert kept.stats.states == replayed.stats.states
+    assert kept.stats.transitions == replayed.stats.transitions
+    assert replayed.stats.replays == replayed.stats.transitions
+    if replayed.stats.max_depth >= 2:  # a node below the root was expanded
+        assert kept.stats.replays < replayed.stats.replays
+    else:
+        assert kept.stats.replays == replayed.stats.replays
 
 
 @settings(deadline=None)
