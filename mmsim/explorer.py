@@ -316,11 +316,16 @@ class _Expander:
     stop_on_first: bool = False
 
     def __call__(
-        self, nodes: list[_Node], machines: list[Machine | None] | None = None
+        self,
+        nodes: list[_Node],
+        machines: list[Machine | None] | None = None,
+        keep: int = 0,
     ) -> _Batch:
         """Expand ``nodes``. ``machines``, in the searching process, holds for
         some nodes the machine that reached them, which saves their first
-        child a replay; the batch then hands back its children's machines."""
+        child a replay; the batch then hands back the machines of up to
+        ``keep`` of its children that are still running (few: every machine
+        alive at once is more work for the garbage collector)."""
         replays = replayed = 0
         reached: set[tuple[types.CodeType, int]] = set()
         events: set[str] = set()
@@ -393,8 +398,9 @@ class _Expander:
                     else None
                 )
                 m.events_seen = m.steps_seen = None
-                if machines is not None and status == "running":
+                if keep and status == "running":
                     kept.append(m)
+                    keep -= 1
                 else:
                     kept.append(None)
                     m.discard()
@@ -909,7 +915,8 @@ def _run_batches(
     # first levels of every search, and the last of most, run here.
     if executor is None or sum(len(b) for b in batches) < _SMALL_LEVEL:
         for batch in batches:
-            yield expander(batch, [live.pop(node[1], None) for node in batch])
+            machines = [live.pop(node[1], None) for node in batch]
+            yield expander(batch, machines, _LIVE_MAX - len(live))
         return
     _discard_all(live)
     yield from executor.map(expander, batches)
