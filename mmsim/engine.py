@@ -313,7 +313,7 @@ def _code_id(code: types.CodeType) -> int:
 _CODE_IDS: dict[types.CodeType, int] = {}
 
 
-def instructions(code: types.CodeType) -> list[dis.Instruction]:
+def _instructions(code: types.CodeType) -> list[dis.Instruction]:
     """The decoded bytecode of ``code``, once per process: the bytecode analyses
     below and the explorer's coverage all read it, and decoding is what a cold
     ``mmsim check`` spent most of its one-time work on."""
@@ -340,7 +340,7 @@ def _yield_points_without_hidden_state(code: types.CodeType) -> frozenset[int]:
     where the stack holds only the value being yielded (and, in ``yield from``,
     the sub-generator, which the fingerprint follows through ``gi_yieldfrom``).
     """
-    instrs = instructions(code)
+    instrs = _instructions(code)
     index = {ins.offset: i for i, ins in enumerate(instrs)}
     depth: dict[int, int] = {}
     work = [(0, 0)]
@@ -395,7 +395,7 @@ def yield_offset(code: types.CodeType, lasti: int) -> int:
     """
     table = _RESUMES.get(code)
     if table is None:
-        instrs = instructions(code)
+        instrs = _instructions(code)
         table = _RESUMES[code] = {
             after.offset: ins.offset
             for ins, after in itertools.pairwise(instrs)
@@ -438,7 +438,7 @@ _LEAVES = frozenset(_ENDS | {"RETURN_CONST"} | _JUMPS_ALWAYS)
 
 
 def _dead_locals_table(code: types.CodeType) -> dict[int, frozenset[str]]:
-    instrs = instructions(code)
+    instrs = _instructions(code)
     index = {ins.offset: i for i, ins in enumerate(instrs)}
     plain = frozenset(code.co_varnames) - frozenset(code.co_cellvars)
     if "super" in code.co_names and code.co_argcount:

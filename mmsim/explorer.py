@@ -68,7 +68,7 @@ from mmsim.engine import (
     Machine,
     Violation,
     _code_id,
-    instructions,
+    _instructions,
 )
 
 __all__ = [
@@ -485,7 +485,7 @@ def _describe(co: types.CodeType) -> _Code:
         name, where, source = co.co_qualname, "-", basename
     yields = tuple(
         (ins.offset, ins.positions.lineno if ins.positions is not None else 0)
-        for ins in instructions(co)
+        for ins in _instructions(co)
         if ins.opname == "YIELD_VALUE"
     )
     out = _DESCRIBED[co] = (

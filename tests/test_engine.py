@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dis
+import gc
 import os
 import subprocess
 import sys
+import weakref
 from typing import Any
 
 import pytest
 
+from mmsim._api import machine_factory
 from mmsim.engine import Machine, Path, Wait, canonical, dead_locals, yield_offset
 
 
@@ -179,11 +182,6 @@ def test_dead_locals_are_left_out_of_the_position() -> None:
 def test_a_discarded_kernel_leaves_no_cycle_for_the_collector() -> None:
     """A search discards thousands of machines a second: each must be freed by
     reference counting, not left for the cyclic garbage collector."""
-    import gc
-    import weakref
-
-    from mmsim._api import machine_factory
-
     make, _, _ = machine_factory("dio/001", "defer-release")
 
     def run() -> tuple[Any, list[weakref.ref[Any]]]:

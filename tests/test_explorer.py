@@ -1,7 +1,8 @@
 """The explorer against brute force, and its bounds and verdicts.
 
 Every reduction (state caching, symmetry, dead variables), the preemption
-bound, the parallel search and a resumed search are checked against brute-force
+bound, the stop at the first violation, the machines kept between levels, the
+parallel search and a resumed search are checked against brute-force
 enumeration (or the plain search) on Hypothesis-generated programs: as many as
 the profile says (``ci``: 100 each; ``MMSIM_HYPOTHESIS_PROFILE=nightly``: 5,000).
 """
