@@ -793,81 +793,68 @@ def _merge(
     discarded.
     """
     try:
-        return _merge_into(search, nodes, batch, stop_on_first, leaf_key, cut, live)
+        stats, graph, visited = search.stats, search.graph, search.visited
+        stats.replays += batch.replays
+        stats.replayed_steps += batch.replayed_steps
+        search.positions |= batch.positions
+        search.code.update(batch.code)
+        search.events |= batch.events
+        # A batch stopped at its first violation holds fewer expansions than nodes;
+        # the merge stops at that violation too.
+        for n, ((_, schedule, _, _), exp) in enumerate(
+            zip(nodes, batch.expansions, strict=False)
+        ):
+            if exp.cut:
+                cut(f"preemption_bound={search.preemption_bound}")
+            out = graph.edges.setdefault(exp.node, [])
+            for c, ch in enumerate(exp.children):
+                stats.transitions += 1
+                out.append((ch.place, ch.key, ch.found))
+                if ch.smap is not None:
+                    graph.smaps[(exp.node, ch.place, ch.key)] = ch.smap
+                if ch.found and stop_on_first:
+                    graph.ends.setdefault(ch.key, ())
+                    cut("stopped at the first violation")
+                    return True
+                seen = visited.get(ch.key)
+                if seen is not None and seen <= ch.preemptions:
+                    stats.revisits += 1
+                    stats.executions += 1
+                    if stop_on_first and ch.end:
+                        cut("stopped at the first violation")
+                        return True
+                    continue
+                if seen is None:
+                    stats.states += 1
+                    if ch.pins:
+                        graph.pin_waits[ch.key] = ch.pins
+                visited[ch.key] = ch.preemptions
+                stats.max_depth = max(stats.max_depth, search.depth + 1)
+                if ch.status != "running":
+                    graph.ends[ch.key] = ch.end
+                    stats.executions += 1
+                    stats.finished_runs += ch.status == "finished"
+                    if leaf_key is not None:
+                        search.leaves.add(ch.leaf)
+                    if stop_on_first and ch.end:
+                        cut("stopped at the first violation")
+                        return True
+                    continue
+                child = schedule + bytes((ch.tid,))
+                search.nxt.append((ch.key, child, ch.last, ch.preemptions))
+                if live is not None and batch.live and len(live) < _LIVE_MAX:
+                    m = batch.live[n][c]
+                    if m is not None:
+                        live[child] = m
+        # A batch cut short stops at its violation above: no node is ever dropped.
+        assert len(batch.expansions) == len(nodes)
+        return False
     finally:
         kept = {id(m) for m in live.values()} if live is not None else set()
         for machines in batch.live:
             for m in machines:
                 if m is not None and id(m) not in kept:
                     m.discard()
-
-
-def _merge_into(
-    search: _Search,
-    nodes: list[_Node],
-    batch: _Batch,
-    stop_on_first: bool,
-    leaf_key: Callable[[Machine, str], Hashable] | None,
-    cut: Callable[[str], None],
-    live: dict[bytes, Machine] | None = None,
-) -> bool:
-    """The merge proper (see :func:`_merge`)."""
-    stats, graph, visited = search.stats, search.graph, search.visited
-    stats.replays += batch.replays
-    stats.replayed_steps += batch.replayed_steps
-    search.positions |= batch.positions
-    search.code.update(batch.code)
-    search.events |= batch.events
-    # A batch stopped at its first violation holds fewer expansions than nodes;
-    # the merge stops at that violation too.
-    for n, ((_, schedule, _, _), exp) in enumerate(
-        zip(nodes, batch.expansions, strict=False)
-    ):
-        if exp.cut:
-            cut(f"preemption_bound={search.preemption_bound}")
-        out = graph.edges.setdefault(exp.node, [])
-        for c, ch in enumerate(exp.children):
-            stats.transitions += 1
-            out.append((ch.place, ch.key, ch.found))
-            if ch.smap is not None:
-                graph.smaps[(exp.node, ch.place, ch.key)] = ch.smap
-            if ch.found and stop_on_first:
-                graph.ends.setdefault(ch.key, ())
-                cut("stopped at the first violation")
-                return True
-            seen = visited.get(ch.key)
-            if seen is not None and seen <= ch.preemptions:
-                stats.revisits += 1
-                stats.executions += 1
-                if stop_on_first and ch.end:
-                    cut("stopped at the first violation")
-                    return True
-                continue
-            if seen is None:
-                stats.states += 1
-                if ch.pins:
-                    graph.pin_waits[ch.key] = ch.pins
-            visited[ch.key] = ch.preemptions
-            stats.max_depth = max(stats.max_depth, search.depth + 1)
-            if ch.status != "running":
-                graph.ends[ch.key] = ch.end
-                stats.executions += 1
-                stats.finished_runs += ch.status == "finished"
-                if leaf_key is not None:
-                    search.leaves.add(ch.leaf)
-                if stop_on_first and ch.end:
-                    cut("stopped at the first violation")
-                    return True
-                continue
-            child = schedule + bytes((ch.tid,))
-            search.nxt.append((ch.key, child, ch.last, ch.preemptions))
-            if live is not None and batch.live and len(live) < _LIVE_MAX:
-                m = batch.live[n][c]
-                if m is not None:
-                    live[child] = m
-    # A batch cut short stops at its violation above: no node is ever dropped.
-    assert len(batch.expansions) == len(nodes)
-    return False
 
 
 @contextlib.contextmanager

@@ -42,6 +42,17 @@ def _leaf(m: Any, status: str) -> Any:
     return outcome(m)
 
 
+def _replayed(make: Any, counterexample: Any) -> Any:
+    """A machine run along ``counterexample``, each step enabled when taken."""
+    m = make()
+    for tid in counterexample.schedule:
+        assert tid in m.enabled()
+        m.step(tid)
+    if counterexample.at_end:
+        settle(m)
+    return m
+
+
 @settings(deadline=None)
 @given(programs(), st.integers(1, 3))
 def test_reachable_outcomes_equal_brute_force(prog: Any, bad: int) -> None:
@@ -74,12 +85,7 @@ def test_symmetry_merges_states_and_changes_nothing_else(prog: Any, bad: int) ->
             continue
         assert other is not None
         assert len(r.counterexample.schedule) == len(other.schedule)
-        m = make()
-        for tid in r.counterexample.schedule:
-            assert tid in m.enabled()
-            m.step(tid)
-        if r.counterexample.at_end:
-            settle(m)
+        m = _replayed(make, r.counterexample)
         assert any(v.oracle == oid for v in m.violations)
     assert on.stats.states <= off.stats.states
     if not make().symmetry:
@@ -148,12 +154,7 @@ def test_stop_on_first_gives_a_shortest_counterexample(
         if r.counterexample is not None
     )
     assert len(first.counterexample.schedule) == shortest
-    m = make()
-    for tid in first.counterexample.schedule:
-        assert tid in m.enabled()
-        m.step(tid)
-    if first.counterexample.at_end:
-        settle(m)
+    m = _replayed(make, first.counterexample)
     assert first.counterexample.violation in m.violations
     other = explore(make, stop_on_first=True, batch_size=batch)
     assert other.counterexample == first.counterexample
