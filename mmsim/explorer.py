@@ -1022,6 +1022,8 @@ def _result(
             if node not in parent:
                 continue
             for place, _, found in out:
+                if not found:  # most edges violate nothing
+                    continue
                 hit = next((v for v in found if v.oracle == oid), None)
                 if hit is None:
                     continue
@@ -1031,6 +1033,8 @@ def _result(
                 if best is None or cand[:2] < best[:2]:
                     best = cand
         for node, found in graph.ends.items():
+            if not found:
+                continue
             hit = next((v for v in found if v.oracle == oid), None)
             if hit is None or node not in parent:
                 continue
