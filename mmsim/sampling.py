@@ -240,6 +240,7 @@ def sample(
         total += len(schedule)
         longest = max(longest, len(schedule))
         tasks = max(tasks, len(m.tasks))
+        m.discard()
         if cex is not None:
             return SampleResult(strategy, run, total, cex, seed, depth, found_by=kind)
     bound = pct_bound(tasks, longest, depth, max_runs) if strategy == "pct" else None
