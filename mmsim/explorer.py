@@ -334,14 +334,13 @@ class _Expander:
         bounded = self.preemption_bound is not None
         for i, (key, schedule, last, preemptions) in enumerate(nodes):
             held = machines[i] if machines is not None else None
-            if held is not None:
-                # As a replay would leave it: a replay records no violation.
-                m = held
-                m.violations.clear()
-            else:
+            if held is None:
                 m = self._replay(schedule)
                 replays += 1
                 replayed += len(schedule)
+            else:
+                m = held
+                m.violations.clear()  # as a replay leaves it: none recorded
             kept: list[Machine | None] = []
             # Every replay of this schedule reaches the same state: its tasks'
             # positions are computed once, and a child recomputes only those
