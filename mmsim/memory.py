@@ -68,17 +68,25 @@ def do_page_mkwrite(k: Kernel, vma: Vma, page: Page) -> Path:
 
 
 @kernel("mm/memory.c")
-def finish_fault(k: Kernel, vma: Vma, index: int, page: Page) -> None:
+def finish_fault(k: Kernel, vma: Vma, index: int, page: Page) -> int:
     """Models finish_fault() → alloc_set_pte(): install a writable, dirty PTE.
 
-    ``page_add_file_rmap``; the fault's page reference now belongs to the PTE.
+    ``alloc_set_pte`` re-checks the PTE under the page-table lock: if another
+    fault installed one since this fault found none (two threads writing to the
+    page at once), it returns VM_FAULT_NOPAGE and the caller drops its page.
+    Otherwise ``page_add_file_rmap``, and the fault's page reference now belongs
+    to the PTE. The page-table lock is not modelled as a lock: the re-check and
+    the install are one step.
     """
     pte = vma.ptes[index]
+    if pte.present:
+        return VM_FAULT_NOPAGE
     page_add_file_rmap(k, page)
     pte.page = page
     pte.present = True
     pte.writable = True
     pte.dirty = True
+    return 0
 
 
 @kernel("mm/memory.c")
@@ -97,7 +105,9 @@ def do_shared_fault(k: Kernel, vma: Vma, index: int) -> Path:
 
     ``__do_fault`` (``filemap_fault``) returns the page locked with a reference;
     it is unlocked and ``do_page_mkwrite`` calls the filesystem, which returns it
-    locked again; then ``finish_fault`` and ``fault_dirty_shared_page``. From
+    locked again; then ``finish_fault`` (VM_FAULT_NOPAGE if another fault
+    installed the PTE meanwhile: the page is unlocked and put) and
+    ``fault_dirty_shared_page``. From
     ``->page_mkwrite``'s lock to the final unlock the page lock is held, so the
     model runs that stretch as one step (nothing that takes the page lock can
     interleave with it).
@@ -111,7 +121,13 @@ def do_shared_fault(k: Kernel, vma: Vma, index: int) -> Path:
     if tmp & (VM_FAULT_ERROR | VM_FAULT_NOPAGE):
         k.ops.put_page(k, page)
         return tmp
-    finish_fault(k, vma, index, page)
+    if finish_fault(k, vma, index, page) & VM_FAULT_NOPAGE:
+        # Another fault mapped the page first: drop this fault's lock and
+        # reference (what ->page_mkwrite did stays done); the access is retried
+        # and finds the PTE.
+        unlock_page(k, page)
+        k.ops.put_page(k, page)
+        return VM_FAULT_NOPAGE
     fault_dirty_shared_page(k, vma, page)
     k.count("pgfault")
     return ret & ~VM_FAULT_LOCKED
