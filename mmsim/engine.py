@@ -197,7 +197,7 @@ class Task:
 
     def _position(self) -> tuple[Any, ...]:
         if self.done:
-            return (-1,)
+            return _FINISHED
         out: list[Any] = []
         gen: Any = self.gen
         dead_variables = self.dead_variables
@@ -251,6 +251,9 @@ _PLANS: dict[
 
 #: A local that holds no value yet (or no longer).
 _UNBOUND = object()
+
+#: The position of a task that has run to completion.
+_FINISHED = (-1,)
 
 
 class Oracle:
@@ -602,6 +605,14 @@ class Machine:
         self.symmetry: tuple[tuple[int, ...], ...] = ()
         #: Whether task positions leave out dead locals (see :func:`dead_locals`).
         self.dead_variables = True
+        #: Whether every task started mid-run takes the first finished slot it
+        #: may reuse, else a new one at the end (as the kernel model starts
+        #: completions). Then finished tasks at the end of :attr:`tasks` are
+        #: free slots: a state with them behaves as the state without them and
+        #: gives every later task the same id, so snapshots leave them out. A
+        #: machine that appends must leave it False: there the number of
+        #: finished tasks decides the ids of the tasks started later.
+        self.trailing_finished_are_free = False
         #: Re-executing a schedule the search already judged: no oracle, no
         #: tracepoint, no trace (oracles only read the state, so it is the same).
         self.replaying = False
@@ -679,7 +690,14 @@ class Machine:
 
     def snapshot(self) -> tuple[Any, ...]:
         """The canonical state: shared state and where every task stands."""
-        return (self.state_snapshot(), tuple(t.position() for t in self.tasks))
+        positions = [t.position() for t in self.tasks]
+        return (self.state_snapshot(), self._trimmed(positions))
+
+    def _trimmed(self, positions: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+        if self.trailing_finished_are_free:
+            while positions and positions[-1] == _FINISHED:
+                positions.pop()
+        return tuple(positions)
 
     def canonical_snapshot(self) -> tuple[tuple[Any, ...], tuple[int, ...] | None]:
         """The snapshot up to symmetry, and the permutation that makes it.
@@ -690,7 +708,8 @@ class Machine:
         the place task ``tid`` takes in the canonical snapshot (None when that is
         the identity). Sound because a group's tasks run the same code from the
         same arguments and no shared state names a task: swapping two of them
-        is an automorphism of the state graph.
+        is an automorphism of the state graph. Finished tasks at the end of
+        the list are left out when :attr:`trailing_finished_are_free`.
         """
         positions = [t.position() for t in self.tasks]
         slot: list[int] | None = None
@@ -705,7 +724,7 @@ class Machine:
                 slot[tid] = place
             for place, pos in zip(group, moved, strict=True):
                 positions[place] = pos
-        snap = (self.state_snapshot(), tuple(positions))
+        snap = (self.state_snapshot(), self._trimmed(positions))
         return snap, (tuple(slot) if slot is not None else None)
 
     @property

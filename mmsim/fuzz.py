@@ -567,6 +567,8 @@ class _PolicyMachine(RuleBasedStateMachine):
         super().__init__()
         k = build(self.setup, self.policies, self.fs)
         k.install_oracles(make_oracles(list(self.judged)))
+        # Operations start tasks at the end of the list at any time.
+        k.trailing_finished_are_free = False
         self.k = k
         self.inodes = {inode.name: inode for inode in k.inodes}
         #: Every task started, as the scenario's tasks (the comparable scenario).
@@ -604,7 +606,10 @@ class _PolicyMachine(RuleBasedStateMachine):
         """Each task's id in the comparable scenario's machine: the started
         tasks in the order started, then those kernel paths made, in order."""
         ids = {tid: i for i, tid in enumerate(self.started_ids)}
-        made = [t.tid for t in self.k.tasks if t.tid not in ids and t.kind != "sync"]
+        # The kernel starts its tasks (completions, work items, the final sync)
+        # in the first finished slot of one of its own, or a new one: the same
+        # slots, in the same order, in both machines.
+        made = [t.tid for t in self.k.tasks if t.tid not in ids]
         for rank, tid in enumerate(made):
             ids[tid] = len(self.started_ids) + rank
         return ids

@@ -39,6 +39,8 @@ class Kernel(Machine):
         pgdat_dirty: bool = True,
     ) -> None:
         super().__init__()
+        # Kernel paths start tasks through _spawn_slot only.
+        self.trailing_finished_are_free = True
         self.policies = policies
         ops = _OPS.get(policies)
         if ops is None:
@@ -152,13 +154,16 @@ class Kernel(Machine):
     def _spawn_slot(
         self, kind: str, name: str, gen: Path, context: str, latency: str
     ) -> Task:
-        # Reusing the slot of a finished task of the same kind keeps the number of
-        # tasks, and so the state space, finite while daemons keep submitting I/O.
+        # Reusing the first finished slot keeps the number of tasks, and so the
+        # state space, finite while daemons keep submitting I/O. Any kind of
+        # kernel-started task may take it: then a new task's id does not depend
+        # on which kinds finished before, which is what lets snapshots leave out
+        # the finished tasks at the end (trailing_finished_are_free).
         for task in self.tasks:
-            if task.kind == kind and task.done:
-                task.name, task.gen, task.done, task.wait = name, gen, False, None
-                task.pos = None
-                task.latency = latency
+            if task.done and task.kind in _STARTED_MID_RUN:
+                task.name, task.kind, task.gen = name, kind, gen
+                task.done, task.wait, task.pos = False, None, None
+                task.context, task.latency = context, latency
                 return task
         return self.spawn(name, kind, gen, context=context, latency=latency)
 
@@ -210,7 +215,7 @@ class Kernel(Machine):
             self.disk.snapshot(),
             self.next_version,
             tuple(sorted(self.expected.items())),
-            tuple(b.snapshot() if b is not None else () for b in self.bios),
+            _bios_snapshot(self.bios),
         )
 
     def wait_until(self, cond: Callable[[], bool], reason: str) -> Wait:
@@ -236,13 +241,26 @@ class Kernel(Machine):
         """The final ``sync(2)``: write back every dirty page, WB_SYNC_ALL."""
         from mmsim.fs_writeback import sync_filesystem
 
-        yield self.spawn("sync", "sync", sync_filesystem(self))
+        yield self._spawn_slot("sync", "sync", sync_filesystem(self), "process", "")
 
     def page_name(self, page: Page) -> str:
         """How traces name a page: ``file1:0`` (or ``page 3`` when not cached)."""
         if page.mapping is not None:
             return f"{page.mapping.host.name}:{page.index}"
         return f"page {page.key}"
+
+
+#: The kinds of task the kernel itself starts mid-run, in reusable slots.
+_STARTED_MID_RUN = frozenset({"irq", "kworker", "sync"})
+
+
+def _bios_snapshot(bios: list[Bio | None]) -> tuple[Any, ...]:
+    # bio_alloc takes the lowest free slot or appends one, so free slots at the
+    # end change nothing: a state with them is the state without them.
+    end = len(bios)
+    while end and bios[end - 1] is None:
+        end -= 1
+    return tuple(b.snapshot() if b is not None else () for b in bios[:end])
 
 
 #: Hook tables by policy stack: a search builds thousands of machines from one

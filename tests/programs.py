@@ -19,7 +19,12 @@ from mmsim.engine import Machine, Oracle, Path, Wait
 
 # Operations: ("set", var, value), ("add", var, n) read-modify-write in one step,
 # ("load", var) into the task's register, ("store", var) from the register,
-# ("lock", l), ("unlock", l), ("await", var, value) sleep until var == value.
+# ("lock", l), ("unlock", l), ("await", var, value) sleep until var == value,
+# ("spawn", var, value) start a helper task that sets var to value plus its own
+# task id (interpreted tasks only), in the first finished helper's slot or else
+# a new one, as the kernel model starts its completions. The ids show in the
+# state: a search that merged two states giving later helpers different ids
+# could miss an outcome that brute force finds.
 Op = tuple[Any, ...]
 Program = list[list[Op]]
 
@@ -38,8 +43,10 @@ class ToyMachine(Machine):
         nlocks: int,
         bad: int | None = None,
         compiled: bool = False,
+        free_slots: bool = True,
     ):
         super().__init__()
+        self.trailing_finished_are_free = free_slots
         self.vars = [0] * nvars
         self.locks = [False] * nlocks
         for i, ops in enumerate(program):
@@ -80,7 +87,19 @@ class ToyMachine(Machine):
                     yield Wait(
                         lambda var=var, value=value: self.vars[var] == value, "await"
                     )
+            elif kind == "spawn":
+                self._start_helper(self._run([("own", op[1], op[2])]))
+            elif kind == "own":
+                assert self.current is not None
+                self.vars[op[1]] = op[2] + self.current.tid
             yield
+
+    def _start_helper(self, gen: Path) -> None:
+        for task in self.tasks:
+            if task.done and task.kind == "helper":
+                task.gen, task.done, task.wait, task.pos = gen, False, None, None
+                return
+        self.spawn(f"H{len(self.tasks)}", "helper", gen)
 
     def state_snapshot(self) -> tuple[Any, ...]:
         return (tuple(self.vars), tuple(self.locks))
@@ -96,10 +115,17 @@ class ToyFactory:
     bad: int | None = None
     #: Run each task as Python compiled from its operations (see :func:`_compiled`).
     compiled: bool = False
+    #: Leave finished tasks at the end of the list out of snapshots.
+    free_slots: bool = True
 
     def __call__(self) -> ToyMachine:
         return ToyMachine(
-            self.program, self.nvars, self.nlocks, self.bad, self.compiled
+            self.program,
+            self.nvars,
+            self.nlocks,
+            self.bad,
+            self.compiled,
+            self.free_slots,
         )
 
 
@@ -243,6 +269,7 @@ def programs(
     max_ops: int = 4,
     max_total: int = 9,
     shapes: bool = False,
+    spawns: bool = False,
 ) -> tuple[Program, int, int]:
     """Programs of 2..max_tasks tasks over 2 variables and 1 lock.
 
@@ -251,22 +278,28 @@ def programs(
     ``max_total`` operations in all keep brute force (every interleaving, no
     merging) fast. With ``shapes``, also the operations only compiled tasks run
     (:func:`_compiled`): ``swap``, ``twice`` before an operation, and one
-    ``finally`` per task.
+    ``finally`` per task. With ``spawns``, also ``spawn`` (a helper task,
+    counted as three operations).
     """
     nvars, nlocks = 2, 1
     ntasks = draw(st.integers(2, max_tasks))
     program: Program = []
     while len(program) < ntasks:
-        budget = max_total - sum(len(o) for o in program)
+        budget = max_total - sum(_cost(o) for o in program)
         ops: list[Op] = []
         for _ in range(draw(st.integers(1, max_ops))):
-            if budget - len(ops) < 3:
+            if budget - _cost(ops) < 3:
                 break
             kinds = ["set", "add", "load", "store", "locked", "await"]
             if shapes:
                 kinds += ["swap", "twice", "finally"]
+            if spawns:
+                kinds += ["spawn"]
             kind = draw(st.sampled_from(kinds))
             var = draw(st.integers(0, nvars - 1))
+            if kind == "spawn":
+                ops += [("spawn", var, draw(st.integers(0, 2)))]
+                continue
             if kind == "twice":
                 ops += [("twice",), ("add", var, 1)]
                 continue
@@ -294,7 +327,12 @@ def programs(
         program.append(ops)
         # Identical tasks (several readers, several flushers) exercise the
         # symmetry reduction; they count against the same budgets.
-        room = max_total - sum(len(o) for o in program)
-        if len(program) < ntasks and len(ops) <= room and draw(st.booleans()):
+        room = max_total - sum(_cost(o) for o in program)
+        if len(program) < ntasks and _cost(ops) <= room and draw(st.booleans()):
             program.append(list(ops))
     return program, nvars, nlocks
+
+
+def _cost(ops: list[Op]) -> int:
+    """Operations, counting a spawned helper's operation and its last step."""
+    return len(ops) + 2 * sum(1 for op in ops if op[0] == "spawn")

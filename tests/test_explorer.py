@@ -1,8 +1,8 @@
 """The explorer against brute force, and its bounds and verdicts.
 
-Every reduction (state caching, symmetry, dead variables), the preemption
-bound, the stop at the first violation, the machines kept between levels, the
-parallel search and a resumed search are checked against brute-force
+Every reduction (state caching, symmetry, dead variables, finished slots), the
+preemption bound, the stop at the first violation, the machines kept between
+levels, the parallel search and a resumed search are checked against brute-force
 enumeration (or the plain search) on Hypothesis-generated programs: as many as
 the profile says (``ci``: 100 each; ``MMSIM_HYPOTHESIS_PROFILE=nightly``: 5,000).
 """
@@ -117,6 +117,49 @@ def test_dead_variables_merge_states_and_change_nothing_else(
             assert other is not None
             assert len(r.counterexample.schedule) == len(other.schedule)
     assert on.stats.states <= off.stats.states
+
+
+@settings(deadline=None)
+@given(programs(max_total=6, spawns=True), st.integers(1, 3))
+def test_finished_slots_merge_states_and_change_nothing_else(
+    prog: Any, bad: int
+) -> None:
+    """Tasks that start helpers mid-run, in reusable slots: with the finished
+    tasks at the end of the list left out of the state, the same terminal
+    states and violated oracles as brute force, and the same verdicts and
+    shortest counterexamples (which replay) as the search that keeps them."""
+    make = ToyFactory(*prog, bad=bad)
+    expected, expected_fired = brute_force(make)
+    got, fired, on = _explored(make)
+    assert got == expected
+    assert fired == expected_fired
+    off = explore(ToyFactory(*prog, bad=bad, free_slots=False), leaf_key=_leaf)
+    assert on.leaves == off.leaves
+    for oid, r in on.oracles.items():
+        assert r.verdict == off.oracles[oid].verdict
+        other = off.oracles[oid].counterexample
+        if r.counterexample is None:
+            assert other is None
+            continue
+        assert other is not None
+        assert len(r.counterexample.schedule) == len(other.schedule)
+        m = _replayed(make, r.counterexample)
+        assert any(v.oracle == oid for v in m.violations)
+    assert on.stats.states <= off.stats.states
+
+
+def test_finished_slots_merge_a_helper_that_came_and_went() -> None:
+    # T0 starts two helpers: the second takes the first's slot if it has
+    # finished, else a slot of its own. Once both have finished and T0 has
+    # overwritten what they wrote, two runs differ only by a finished slot at
+    # the end of the list; the third helper writes its own id, which must not
+    # depend on which of the two runs reached the merged state first.
+    prog = [[("spawn", 1, 0), ("spawn", 1, 0), ("set", 1, 0), ("spawn", 0, 0)]]
+    make = ToyFactory(prog, 2, 0)
+    on = explore(make)
+    off = explore(ToyFactory(prog, 2, 0, free_slots=False))
+    assert on.stats.states < off.stats.states
+    assert brute_force(make)[0] == _explored(make)[0]
 
 
 def test_dead_variables_merge_a_register_that_is_stored_and_never_read() -> None:
