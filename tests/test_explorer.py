@@ -53,6 +53,24 @@ def _replayed(make: Any, counterexample: Any) -> Any:
     return m
 
 
+def _agree(on: Any, off: Any, make: Any) -> None:
+    """The search ``on`` (a reduction) against ``off`` (without it): the same
+    ends of runs and verdicts, and shortest counterexamples as short, which
+    replay to their violation; and no more states."""
+    assert on.leaves == off.leaves
+    for oid, r in on.oracles.items():
+        assert r.verdict == off.oracles[oid].verdict
+        other = off.oracles[oid].counterexample
+        if r.counterexample is None:
+            assert other is None
+            continue
+        assert other is not None
+        assert len(r.counterexample.schedule) == len(other.schedule)
+        m = _replayed(make, r.counterexample)
+        assert any(v.oracle == oid for v in m.violations)
+    assert on.stats.states <= off.stats.states
+
+
 @settings(deadline=None)
 @given(programs(), st.integers(1, 3))
 def test_reachable_outcomes_equal_brute_force(prog: Any, bad: int) -> None:
@@ -73,21 +91,8 @@ def test_symmetry_merges_states_and_changes_nothing_else(prog: Any, bad: int) ->
     make = ToyFactory(*prog, bad=bad)
     on = explore(make, leaf_key=_leaf)
     off = explore(make, leaf_key=_leaf, symmetry=False)
-    assert on.leaves == off.leaves
-    assert {o: r.verdict for o, r in on.oracles.items()} == {
-        o: r.verdict for o, r in off.oracles.items()
-    }
-    # Shortest counterexamples are as short, and replay to their violation.
-    for oid, r in on.oracles.items():
-        other = off.oracles[oid].counterexample
-        if r.counterexample is None:
-            assert other is None
-            continue
-        assert other is not None
-        assert len(r.counterexample.schedule) == len(other.schedule)
-        m = _replayed(make, r.counterexample)
-        assert any(v.oracle == oid for v in m.violations)
-    assert on.stats.states <= off.stats.states
+    assert on.oracles.keys() == off.oracles.keys()
+    _agree(on, off, make)
     if not make().symmetry:
         assert on.stats.states == off.stats.states
 
@@ -107,16 +112,7 @@ def test_dead_variables_merge_states_and_change_nothing_else(
     assert got == expected
     assert fired == expected_fired
     off = explore(make, leaf_key=_leaf, dead_variables=False)
-    assert on.leaves == off.leaves
-    for oid, r in on.oracles.items():
-        assert r.verdict == off.oracles[oid].verdict
-        other = off.oracles[oid].counterexample
-        if r.counterexample is None:
-            assert other is None
-        else:
-            assert other is not None
-            assert len(r.counterexample.schedule) == len(other.schedule)
-    assert on.stats.states <= off.stats.states
+    _agree(on, off, make)
 
 
 @settings(deadline=None)
@@ -134,18 +130,7 @@ def test_finished_slots_merge_states_and_change_nothing_else(
     assert got == expected
     assert fired == expected_fired
     off = explore(ToyFactory(*prog, bad=bad, free_slots=False), leaf_key=_leaf)
-    assert on.leaves == off.leaves
-    for oid, r in on.oracles.items():
-        assert r.verdict == off.oracles[oid].verdict
-        other = off.oracles[oid].counterexample
-        if r.counterexample is None:
-            assert other is None
-            continue
-        assert other is not None
-        assert len(r.counterexample.schedule) == len(other.schedule)
-        m = _replayed(make, r.counterexample)
-        assert any(v.oracle == oid for v in m.violations)
-    assert on.stats.states <= off.stats.states
+    _agree(on, off, make)
 
 
 def test_finished_slots_merge_a_helper_that_came_and_went() -> None:
