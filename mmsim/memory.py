@@ -37,6 +37,12 @@ def handle_mm_fault(k: Kernel, vma: Vma, index: int, write: bool) -> Path:
     No PTE: ``do_fault`` → ``do_shared_fault`` (on a write; a read fault is not
     modelled). A read-only PTE on a write: ``do_wp_page``. Otherwise the PTE is
     made young and, on a write, dirty. Returns a ``VM_FAULT_*`` code.
+
+    The kernel counts PGFAULT here, on entry, for every fault. The model counts
+    ``pgfault`` where a fault maps or upgrades the page (``do_shared_fault``,
+    ``do_wp_page``, the DAX fault): a fault that fails, that loses the race for
+    the PTE, or that finds the PTE already writable is not counted (nor
+    charged by the cost model).
     """
     pte = vma.ptes[index]
     if not pte.present:
@@ -107,10 +113,9 @@ def do_shared_fault(k: Kernel, vma: Vma, index: int) -> Path:
     it is unlocked and ``do_page_mkwrite`` calls the filesystem, which returns it
     locked again; then ``finish_fault`` (VM_FAULT_NOPAGE if another fault
     installed the PTE meanwhile: the page is unlocked and put) and
-    ``fault_dirty_shared_page``. From
-    ``->page_mkwrite``'s lock to the final unlock the page lock is held, so the
-    model runs that stretch as one step (nothing that takes the page lock can
-    interleave with it).
+    ``fault_dirty_shared_page``. From ``->page_mkwrite``'s lock to the final
+    unlock the page lock is held, so the model runs that stretch as one step
+    (nothing that takes the page lock can interleave with it).
     """
     ret, page = yield from vma.mapping.a_ops.fault(k, vma, index)
     if page is None:
