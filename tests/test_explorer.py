@@ -116,7 +116,7 @@ def test_dead_variables_merge_states_and_change_nothing_else(
 
 
 @settings(deadline=None)
-@given(programs(max_total=6, spawns=True), st.integers(1, 3))
+@given(programs(max_tasks=2, max_total=6, spawns=True), st.integers(1, 3))
 def test_finished_slots_merge_states_and_change_nothing_else(
     prog: Any, bad: int
 ) -> None:
