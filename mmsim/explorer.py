@@ -67,9 +67,10 @@ import contextlib
 import enum
 import hashlib
 import marshal
+import os
 import pickle
-import resource
 import signal
+import sys
 import threading
 import time
 import types
@@ -123,10 +124,12 @@ class Bounds:
         max_steps: longest schedule explored (depth).
         preemption_bound: most preemptions (switching away from a task that could
             have continued) in a run, as CHESS and loom bound them.
-        max_time: wall-clock seconds; the only bound that makes a result depend on
-            the machine it ran on, so it is reported when hit.
+        max_time: wall-clock seconds. With ``max_memory``, a bound that makes a
+            result depend on the machine it ran on, so each is reported when hit.
         max_states: most distinct states visited.
-        max_memory: MiB of resident memory for the search's process.
+        max_memory: MiB of resident memory of the searching process, checked
+            after every batch: on Linux what the process holds then, elsewhere
+            its peak so far (all ``getrusage`` gives).
     """
 
     max_steps: int | None = 400
@@ -159,7 +162,9 @@ class SearchStats:
     #: Upper bound on the probability that two distinct states shared a
     #: fingerprint (and were wrongly merged): n^2 / 2^65.
     collision_bound: float = 0.0
-    #: Peak resident memory of the searching process, MiB.
+    #: The most resident memory of the searching process seen during the
+    #: search (sampled after every batch), MiB: what the search held, not the
+    #: process's lifetime peak.
     peak_mib: float = 0.0
 
 
@@ -758,7 +763,8 @@ def _explore(
                 if caught:
                     raise KeyboardInterrupt
                 stats.seconds = before + clock() - start
-                stats.peak_mib = _peak_mib()
+                rss = _rss_mib()
+                stats.peak_mib = max(stats.peak_mib, rss)
                 if progress is not None:
                     progress(stats)
                 if stopped:
@@ -773,9 +779,7 @@ def _explore(
                 ):
                     cut(f"max_states={bounds.max_states}")
                     stopped = True
-                elif (
-                    bounds.max_memory is not None and stats.peak_mib > bounds.max_memory
-                ):
+                elif bounds.max_memory is not None and rss > bounds.max_memory:
                     cut(f"max_memory={bounds.max_memory:g}MiB")
                     stopped = True
                 if stopped:
@@ -974,8 +978,30 @@ _SMALL_LEVEL = 16
 _LIVE_MAX = 256
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _rss_mib() -> float:
+    """Resident memory of this process now, MiB.
+
+    Linux says it in ``/proc/self/statm``. Elsewhere ``getrusage`` gives only
+    the process's peak so far, which is returned instead: there a memory
+    budget counts what the process held before the search too. (The peak is
+    no use on Linux: it even carries over an ``exec`` from the process that
+    started this one, so a search run by a large parent would be charged for
+    the parent's memory.)
+    """
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_MIB
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows: no figure, so no memory budget either
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+_PAGE_MIB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 0.0
 
 
 def _order(enabled: list[int], last: int | None) -> list[int]:
@@ -1048,7 +1074,7 @@ def _result(
     search: _Search, make: Callable[[], Machine], symmetry: bool, dead_variables: bool
 ) -> SearchResult:
     stats, graph = search.stats, search.graph
-    stats.peak_mib = _peak_mib()
+    stats.peak_mib = max(stats.peak_mib, _rss_mib())
     stats.collision_bound = stats.states**2 / 2.0**65
     parent = _shortest_paths(graph)
     order = {node: i for i, node in enumerate(parent)}  # breadth-first order

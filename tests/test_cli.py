@@ -41,6 +41,14 @@ def test_bounded_search_exits_3_and_says_so(capsys: pytest.CaptureFixture[str]) 
     assert "cut by max_steps=5" in out
 
 
+def test_memory_budget_exits_3_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["check", "dio/002", "--oracle", "nobuffers-writeback", "--max-memory", "1"]
+    assert main(argv) == 3
+    out = capsys.readouterr().out
+    assert ": Unknown" in out
+    assert "cut by max_memory=1MiB" in out
+
+
 def test_json_replays_to_the_same_violation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

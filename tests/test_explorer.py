@@ -10,6 +10,7 @@ the profile says (``ci``: 100 each; ``MMSIM_HYPOTHESIS_PROFILE=nightly``: 5,000)
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -22,7 +23,13 @@ from hypothesis import strategies as st
 
 from mmsim.engine import Machine, Oracle, Wait
 from mmsim.engine import Path as KernelPath
-from mmsim.explorer import Bounds, CheckpointError, Verdict, explore, settle
+from mmsim.explorer import (
+    Bounds,
+    CheckpointError,
+    Verdict,
+    explore,
+    settle,
+)
 from tests.programs import ToyFactory, ToyMachine, brute_force, outcome, programs
 
 
@@ -356,6 +363,39 @@ def test_step_bound_makes_the_search_incomplete() -> None:
     assert not result.stats.complete
     assert result.stats.cut_by == ["max_steps=3"]
     assert result.verdict == Verdict.UNKNOWN
+
+
+def test_memory_budget_cuts_the_search_and_a_resume_ends_it(tmp_path: Path) -> None:
+    """A budget below what the process holds cuts the search at its first
+    check, which saves it; resumed without the budget, it ends where one run
+    would."""
+    make = ToyFactory([[("add", 0, 1)] * 4, [("add", 1, 1)] * 4], 2, 0)
+    path = tmp_path / "search.ckpt"
+    cut = explore(make, Bounds(max_memory=1), batch_size=1, checkpoint=path)
+    assert cut.stats.cut_by == ["max_memory=1MiB"]
+    assert cut.verdict == Verdict.UNKNOWN
+    whole = explore(make)
+    resumed = explore(make, resume=path)
+    assert cut.stats.states < whole.stats.states
+    assert resumed.stats.complete
+    assert resumed.stats.states == whole.stats.states
+    assert resumed.oracles == whole.oracles
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/statm").exists(), reason="no figure of memory held now"
+)
+def test_memory_budget_charges_the_search_what_it_holds() -> None:
+    """Memory the process held and gave back before the search is not charged
+    to it: getrusage's peak would charge it, and cut this search at once."""
+    ballast = b"\x01" * (512 << 20)  # written, so resident
+    del ballast
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    budget = pages * os.sysconf("SC_PAGE_SIZE") / 2**20 + 256
+    make = ToyFactory([[("add", 0, 1)] * 4, [("add", 1, 1)] * 4], 2, 0)
+    result = explore(make, Bounds(max_memory=budget), batch_size=1)
+    assert result.stats.complete
+    assert 0 < result.stats.peak_mib < budget
 
 
 def test_preemption_bound() -> None:
