@@ -6,9 +6,9 @@ both measured in the same benchmark; it is reported in ``extra_info`` and
 printed, not asserted (a timing assertion would be a flaky test). Peak memory is
 the largest resident set of this process during the run (Linux: its high-water
 mark, reset before the run, so that an earlier benchmark's memory is not
-counted) and of the pool's workers (``getrusage``). Run with ``pytest benchmarks -m benchmark``; with
-``--benchmark-disable`` (CI's smoke run) each benchmark runs a small subset once,
-so that it cannot rot.
+counted) and of the pool's workers (``getrusage``). Run with ``pytest benchmarks
+-m benchmark``; with ``--benchmark-disable`` (CI's smoke run) each benchmark
+runs a small subset once, so that it cannot rot.
 """
 
 from __future__ import annotations

@@ -163,8 +163,8 @@ class SearchStats:
     #: fingerprint (and were wrongly merged): n^2 / 2^65.
     collision_bound: float = 0.0
     #: The most resident memory of the searching process seen during the
-    #: search (sampled after every batch), MiB: what the search held, not the
-    #: process's lifetime peak.
+    #: search (sampled after every batch), MiB; not the process's lifetime
+    #: peak, which may have come before the search.
     peak_mib: float = 0.0
 
 

@@ -23,13 +23,7 @@ from hypothesis import strategies as st
 
 from mmsim.engine import Machine, Oracle, Wait
 from mmsim.engine import Path as KernelPath
-from mmsim.explorer import (
-    Bounds,
-    CheckpointError,
-    Verdict,
-    explore,
-    settle,
-)
+from mmsim.explorer import Bounds, CheckpointError, Verdict, explore, settle
 from tests.programs import ToyFactory, ToyMachine, brute_force, outcome, programs
 
 
