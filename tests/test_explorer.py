@@ -385,10 +385,10 @@ def test_memory_budget_cuts_the_search_and_a_resume_ends_it(tmp_path: Path) -> N
 def test_memory_budget_charges_the_search_what_it_holds() -> None:
     """Memory the process held and gave back before the search is not charged
     to it: getrusage's peak would charge it, and cut this search at once."""
-    ballast = b"\x01" * (512 << 20)  # written, so resident
+    ballast = b"\x01" * (256 << 20)  # written, so resident
     del ballast
     pages = int(Path("/proc/self/statm").read_text().split()[1])
-    budget = pages * os.sysconf("SC_PAGE_SIZE") / 2**20 + 256
+    budget = pages * os.sysconf("SC_PAGE_SIZE") / 2**20 + 128
     make = ToyFactory([[("add", 0, 1)] * 4, [("add", 1, 1)] * 4], 2, 0)
     result = explore(make, Bounds(max_memory=budget), batch_size=1)
     assert result.stats.complete
