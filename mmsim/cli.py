@@ -148,7 +148,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="MIB",
-        help="stop once the search holds this much memory (the result says so)",
+        help="stop once the searching process holds this much resident memory, "
+        "checked after every batch (the result says so)",
     )
     c.add_argument(
         "--checkpoint",
