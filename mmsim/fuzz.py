@@ -396,6 +396,9 @@ class OracleViolation(AssertionError):
     ) -> None:
         self.violation = violation
         self.steps = tuple(steps)
+        # A policy machine's run as it made it, ("start", spec, tid) and
+        # ("step", tid, why) in its own task ids, for _drop_idle_starts.
+        self._actions: tuple[tuple[Any, ...], ...] = ()
         self.schedule = tuple(schedule)
         self.at_end = at_end
         self.scenario = scenario
@@ -576,6 +579,8 @@ class _PolicyMachine(RuleBasedStateMachine):
         #: Task id of each started task (the set-up's own come first, in order).
         self.started_ids: list[int] = list(range(len(k.tasks)))
         self.schedule: list[int] = []
+        #: What the run did, in order (see :func:`_drop_idle_starts`).
+        self.actions: list[tuple[Any, ...]] = []
         self.log: list[str] = [
             f"set-up {self.setup.id} on {self.fs}: "
             + (", ".join(t.name for t in k.tasks) or "no task")
@@ -599,6 +604,7 @@ class _PolicyMachine(RuleBasedStateMachine):
         task = spawn_task(self.k, spec, self.inodes, vma)
         self.started.append(spec)
         self.started_ids.append(task.tid)
+        self.actions.append(("start", spec, task.tid))
         self.operations += 1
         self.log.append(f"start {task.name} (task {task.tid})")
 
@@ -623,7 +629,7 @@ class _PolicyMachine(RuleBasedStateMachine):
             update["id"] = "fuzz/001"
             update["title"] = f"{self.setup.id} with fuzzed operations"
         spec = self.setup.model_copy(update=update)
-        raise OracleViolation(
+        found = OracleViolation(
             violation,
             self.log,
             schedule=[ids[tid] for tid in self.schedule],
@@ -633,11 +639,14 @@ class _PolicyMachine(RuleBasedStateMachine):
             fs=self.fs,
             oracles=self.judged,
         )
+        found._actions = tuple(self.actions)
+        raise found
 
     def _step(self, tid: int, why: str = "") -> None:
         task = self.k.tasks[tid]
         self.log.append(f"step {task.name} (task {tid}){why}")
         self.schedule.append(tid)
+        self.actions.append(("step", tid, why))
         # Should the model itself raise, teardown must not run on past it: its
         # own error would hide this one.
         self.failed = True
@@ -799,6 +808,73 @@ class _PolicyMachine(RuleBasedStateMachine):
         self.log.append(
             f"not judged: still running after {self.max_teardown_steps} steps"
         )
+
+
+def _rerun(
+    machine: type[RuleBasedStateMachine], actions: Sequence[tuple[Any, ...]]
+) -> OracleViolation | None:
+    """Run ``actions`` on a fresh ``machine`` as Hypothesis runs rules: the
+    invariant after each, then teardown. None when an action no longer fits
+    (no room to start, a task that cannot run) or nothing fails."""
+    state = machine()
+    assert isinstance(state, _PolicyMachine)
+    try:
+        state.oracles_hold()
+        for action in actions:
+            if action[0] == "start":
+                if not state._room():
+                    return None
+                state._start(action[1])
+            else:
+                if action[1] not in state._steppable():
+                    return None
+                state._step(action[1], action[2])
+            state.oracles_hold()
+        state.teardown()
+    except OracleViolation as found:
+        return found
+    return None
+
+
+def _drop_idle_starts(
+    machine: type[RuleBasedStateMachine], found: OracleViolation
+) -> OracleViolation:
+    """The finding without the operations it started but never stepped, where
+    the run still fails the same way without them.
+
+    Hypothesis's shrinker cannot always delete them itself: once a run has
+    started its ``max_operations``, the start rules' preconditions fail, and
+    each later rule choice shrinks to a shorter encoding among the fewer valid
+    rules, which the deletion of a start would change. A task never stepped
+    changes nothing but the ids of the tasks made after it (one less each) and
+    whether the run may end (every non-daemon task done), which the re-run
+    checks: every step must still find its task able to run.
+    """
+    best = found
+    while True:
+        actions = best._actions
+        stepped = {a[1] for a in actions if a[0] == "step"}
+        for i, action in enumerate(actions):
+            if action[0] != "start" or action[2] in stepped:
+                continue
+            gone = action[2]
+            trial = [
+                (a[0], a[1] - (a[1] > gone), a[2])
+                if a[0] == "step"
+                else (a[0], a[1], a[2] - (a[2] > gone))
+                for j, a in enumerate(actions)
+                if j != i
+            ]
+            again = _rerun(machine, trial)
+            if (
+                again is not None
+                and again.violation == best.violation
+                and again.at_end == best.at_end
+            ):
+                best = again
+                break
+        else:
+            return best
 
 
 def _setup_and_oracles(
@@ -1006,7 +1082,9 @@ def fuzzer(
     machine (the explorer's, from ``mmsim._api.machine_factory``). All names are
     checked here, with the project's errors. The run returns the shrunk
     :class:`OracleViolation` (whose ``scenario`` and ``schedule`` :func:`replay`
-    and :func:`confirm` take), or None when no example broke an oracle.
+    and :func:`confirm` take), or None when no example broke an oracle. A
+    state machine's finding is Hypothesis's shrunk one less every operation it
+    started but never stepped, where the run fails the same way without it.
 
     Every random choice flows from ``seed`` (:func:`hypothesis.seed`; no
     example database), so the same seed, budget and profile give the same run.
@@ -1058,7 +1136,7 @@ def fuzzer(
             try:
                 run_as_test(use_seed(seed)(machine), settings=chosen)
             except OracleViolation as found:
-                return found
+                return _drop_idle_starts(machine, found)
             return None
 
         return Campaign(policy, machine_fs, None, seed, run_machine)

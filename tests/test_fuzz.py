@@ -286,6 +286,57 @@ def test_teardown_finishes_the_run_and_judges_it() -> None:
     assert fuzz.confirm(found) == Verdict.SOMETIMES
 
 
+#: The explorer's shortest nobuffers-writeback schedule of dio/001 under
+#: baseline (read(O_DIRECT) 0, flusher 1, kswapd 2, the bios' completions 3, 4).
+SEED_RACE = (0, 0, 0, 0, 1, 1, 1, 2, 3, 4, 2, 2, 2, 0, 1)
+
+
+def _seed_race_with_a_store(*, reader_finishes: bool) -> fuzz.OracleViolation:
+    """The seed race run by the policy machine with a store started first (task
+    3, so the completions are 4 and 5) and never stepped; with
+    ``reader_finishes`` the reader takes its last step before the flusher's."""
+    machine = fuzz.policy_machine(
+        "baseline", scenario="dio/001", oracles=["nobuffers-writeback"]
+    )
+    schedule = [t + (t >= 3) for t in SEED_RACE]
+    if reader_finishes:
+        schedule.insert(-1, 0)
+    state: Any = machine()
+    state.store()
+
+    def run() -> None:
+        for tid in schedule:
+            state._step(tid)
+            state.oracles_hold()
+
+    with pytest.raises(fuzz.OracleViolation) as caught:
+        run()
+    found = caught.value
+    assert [t.kind for t in found.scenario.tasks][-1] == "store"
+    return fuzz._drop_idle_starts(machine, found)
+
+
+def test_an_operation_never_stepped_is_dropped_from_the_finding() -> None:
+    # Hypothesis's shrinker leaves one in when the run has used up its
+    # operations (see _drop_idle_starts); the campaign drops it afterwards.
+    found = _seed_race_with_a_store(reader_finishes=False)
+    assert [t.kind for t in found.scenario.tasks] == ["dio-read", "flusher", "kswapd"]
+    assert not any(line.startswith("start ") for line in found.steps)
+    assert found.schedule == SEED_RACE
+    assert found.violation.oracle == "nobuffers-writeback"
+    fuzz.replay(found)
+
+
+def test_an_operation_never_stepped_stays_when_it_keeps_the_run_going() -> None:
+    # Once the reader is done, only the store keeps the run from ending (the
+    # flusher and kswapd are daemons): without it the flusher's last step
+    # would come after the run's end.
+    found = _seed_race_with_a_store(reader_finishes=True)
+    assert [t.kind for t in found.scenario.tasks][-1] == "store"
+    assert found.violation.oracle == "nobuffers-writeback"
+    fuzz.replay(found)
+
+
 def test_policy_machine_refuses_bad_names() -> None:
     from mmsim.oracles import OracleError
     from mmsim.policy import PolicyError
