@@ -96,7 +96,6 @@ def dax_iomap_fault(k: Kernel, vma: Vma, index: int) -> Path:
     pte = vma.ptes[index]
     pte.page = page
     pte.present = pte.writable = pte.dirty = pte.special = True
-    k.count("pgfault")
     return VM_FAULT_NOPAGE, None
     yield  # a path: block allocation may sleep
 

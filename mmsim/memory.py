@@ -38,12 +38,11 @@ def handle_mm_fault(k: Kernel, vma: Vma, index: int, write: bool) -> Path:
     modelled). A read-only PTE on a write: ``do_wp_page``. Otherwise the PTE is
     made young and, on a write, dirty. Returns a ``VM_FAULT_*`` code.
 
-    The kernel counts PGFAULT here, on entry, for every fault. The model counts
-    ``pgfault`` where a fault maps or upgrades the page (``do_shared_fault``,
-    ``do_wp_page``, the DAX fault): a fault that fails, that loses the race for
-    the PTE, or that finds the PTE already writable is not counted (nor
-    charged by the cost model).
+    ``pgfault`` is counted here, on entry, for every fault, as the kernel's
+    ``count_vm_event(PGFAULT)``: one that fails, that loses the race for the
+    PTE or that finds the PTE already writable counts (and costs) too.
     """
+    k.count("pgfault")
     pte = vma.ptes[index]
     if not pte.present:
         return (yield from do_shared_fault(k, vma, index))
@@ -134,7 +133,6 @@ def do_shared_fault(k: Kernel, vma: Vma, index: int) -> Path:
         k.ops.put_page(k, page)
         return VM_FAULT_NOPAGE
     fault_dirty_shared_page(k, vma, page)
-    k.count("pgfault")
     return ret & ~VM_FAULT_LOCKED
 
 
@@ -164,5 +162,4 @@ def do_wp_page(k: Kernel, vma: Vma, index: int) -> Path:
     pte.dirty = True
     fault_dirty_shared_page(k, vma, page)
     k.ops.put_page(k, page)
-    k.count("pgfault")
     return 0
