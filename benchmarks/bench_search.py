@@ -118,7 +118,8 @@ def _search(
     jobs: int = 1,
 ) -> dict[str, Any]:
     """One exhaustive search in a fresh process, for its own peak memory (the
-    searching process's: with ``jobs`` > 1 its workers' come on top)."""
+    searching process's and, with ``jobs`` > 1, its workers' as their last
+    batches reported: ``SearchStats.peak_mib``)."""
     code = (
         "import json, sys\n"
         "from concurrent.futures import ProcessPoolExecutor\n"

@@ -148,8 +148,9 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="MIB",
-        help="stop once the searching process holds this much resident memory, "
-        "checked after every batch (the result says so)",
+        help="stop once the search holds this much resident memory (this "
+        "process and its --jobs workers), checked after every batch (the result "
+        "says so)",
     )
     c.add_argument(
         "--checkpoint",

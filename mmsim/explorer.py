@@ -127,8 +127,10 @@ class Bounds:
         max_time: wall-clock seconds. With ``max_memory``, a bound that makes a
             result depend on the machine it ran on, so each is reported when hit.
         max_states: most distinct states visited.
-        max_memory: MiB of resident memory of the searching process, checked
-            after every batch: on Linux what the process holds then, elsewhere
+        max_memory: MiB of resident memory of the search, checked after every
+            batch: the searching process's, plus, when an executor expands
+            batches in other processes, each one's as its last batch reported
+            it. On Linux a process's figure is what it holds then, elsewhere
             its peak so far (all ``getrusage`` gives).
     """
 
@@ -162,9 +164,10 @@ class SearchStats:
     #: Upper bound on the probability that two distinct states shared a
     #: fingerprint (and were wrongly merged): n^2 / 2^65.
     collision_bound: float = 0.0
-    #: The most resident memory of the searching process seen during the
-    #: search (sampled after every batch), MiB; not the process's lifetime
-    #: peak, which may have come before the search.
+    #: The most resident memory of the search seen during it (sampled after
+    #: every batch: the searching process's, plus its workers' as their last
+    #: batches reported), MiB; not the process's lifetime peak, which may have
+    #: come before the search.
     peak_mib: float = 0.0
 
 
@@ -322,6 +325,10 @@ class _Batch:
     #: Each expansion's children's machines, still running, when the batch was
     #: expanded in the searching process (never sent between processes).
     live: tuple[tuple[Machine | None, ...], ...] = ()
+    #: The process that expanded the batch (host name, pid), and its resident
+    #: memory then, MiB: a search's memory is its workers' too.
+    process: tuple[str, int] = ("", 0)
+    rss: float = 0.0
 
 
 @attrs.frozen
@@ -464,6 +471,8 @@ class _Expander:
             code,
             frozenset(events),
             tuple(live) if machines is not None else (),
+            _process(),
+            _rss_mib(),
         )
 
     def _replay(self, schedule: bytes) -> Machine:
@@ -728,6 +737,8 @@ def _explore(
     # Machines standing at nodes still to expand, in this process only: a
     # checkpoint does not hold them, and without them a node is replayed.
     live: dict[bytes, Machine] = {}
+    # Each worker process's resident memory, as its last batch reported it.
+    workers: dict[tuple[str, int], float] = {}
     stopped = False
     while (search.level or search.nxt) and not stopped:
         if not search.level:
@@ -763,7 +774,9 @@ def _explore(
                 if caught:
                     raise KeyboardInterrupt
                 stats.seconds = before + clock() - start
-                rss = _rss_mib()
+                if batch.process != _process():
+                    workers[batch.process] = batch.rss
+                rss = _rss_mib() + sum(workers.values())
                 stats.peak_mib = max(stats.peak_mib, rss)
                 if progress is not None:
                     progress(stats)
@@ -976,6 +989,11 @@ _SMALL_LEVEL = 16
 #: garbage collector walks every object they hold at each full collection,
 #: which costs more than the replays once there are thousands.
 _LIVE_MAX = 256
+
+
+def _process() -> tuple[str, int]:
+    """This process, among those of a search: host name and pid."""
+    return (os.uname().nodename if hasattr(os, "uname") else "", os.getpid())
 
 
 def _rss_mib() -> float:

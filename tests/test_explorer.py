@@ -395,6 +395,24 @@ def test_memory_budget_charges_the_search_what_it_holds() -> None:
     assert 0 < result.stats.peak_mib < budget
 
 
+@pytest.mark.skipif(
+    not Path("/proc/self/statm").exists(), reason="no figure of memory held now"
+)
+def test_memory_of_a_parallel_search_counts_its_workers(
+    pool: ProcessPoolExecutor,
+) -> None:
+    """On a process pool the search's memory is its workers' too: each holds at
+    least an interpreter with mmsim loaded, tens of MiB that the searching
+    process's own figure leaves out."""
+    from mmsim._api import machine_factory
+    from mmsim.explorer import _rss_mib
+
+    make, _, _ = machine_factory("dio/001", "defer-release")
+    result = explore(make, executor=pool)
+    assert result.stats.complete
+    assert result.stats.peak_mib > _rss_mib() + 20
+
+
 def test_preemption_bound() -> None:
     prog = [[("load", 0), ("store", 1)], [("set", 0, 1), ("set", 0, 0)]]
 
