@@ -413,6 +413,32 @@ def test_memory_of_a_parallel_search_counts_its_workers(
     assert result.stats.peak_mib > _rss_mib() + 20
 
 
+@pytest.mark.parametrize(
+    ("policy", "needed"),
+    [
+        # Every switch the seed race needs is away from a sleeping task (the
+        # DIO read waits for its bio, writeback for its page): free.
+        ("baseline", 0),
+        # The race v6.4 leaves needs kswapd and the DIO preempted mid-step.
+        ("upstream-6.4", 2),
+    ],
+)
+def test_preemptions_a_race_needs(policy: str, needed: int) -> None:
+    """A bound below what a race needs cannot meet it, and says so (Unknown:
+    the bound cut the search); the bound it needs finds it."""
+    from mmsim._api import machine_factory
+
+    make, _, _ = machine_factory("dio/001", policy, oracles=["nobuffers-writeback"])
+    for bound in range(needed + 1):
+        result = explore(make, Bounds(preemption_bound=bound))
+        verdict = result.oracles["nobuffers-writeback"].verdict
+        if bound < needed:
+            assert verdict == Verdict.UNKNOWN
+            assert result.stats.cut_by == [f"preemption_bound={bound}"]
+        else:
+            assert verdict == Verdict.SOMETIMES
+
+
 def test_preemption_bound() -> None:
     prog = [[("load", 0), ("store", 1)], [("set", 0, 1), ("set", 0, 0)]]
 
