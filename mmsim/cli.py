@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--max-time",
-        type=float,
+        type=_above_zero,
         default=None,
         metavar="SECONDS",
         help="stop after this much wall time (the result says so)",
@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--max-memory",
-        type=float,
+        type=_above_zero,
         default=None,
         metavar="MIB",
         help="stop once the search holds this much resident memory (this "
@@ -260,6 +260,16 @@ def _param(text: str) -> tuple[str, int]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=N, not {text!r}")
     return key, _positive(value)
+
+
+def _above_zero(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
 
 
 def _natural(text: str) -> int:

@@ -116,9 +116,31 @@ class Verdict(enum.StrEnum):
     UNKNOWN = "Unknown"
 
 
+def _at_least(least: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{attribute.name} must be a whole number, not {value!r}")
+        if value < least:
+            raise ValueError(f"{attribute.name} must be at least {least}, not {value}")
+
+    return check
+
+
+def _above_zero(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{attribute.name} must be a number, not {value!r}")
+    if not value > 0:  # NaN too
+        raise ValueError(f"{attribute.name} must be above 0, not {value}")
+
+
 @attrs.frozen
 class Bounds:
-    """Limits on the search. ``None`` means unbounded.
+    """Limits on the search. ``None`` means unbounded; a bound out of range
+    raises ValueError (TypeError when it is not a number), naming it.
 
     Attributes:
         max_steps: longest schedule explored (depth).
@@ -134,11 +156,11 @@ class Bounds:
             its peak so far (all ``getrusage`` gives).
     """
 
-    max_steps: int | None = 400
-    preemption_bound: int | None = None
-    max_time: float | None = None
-    max_states: int | None = None
-    max_memory: float | None = None
+    max_steps: int | None = attrs.field(default=400, validator=_at_least(1))
+    preemption_bound: int | None = attrs.field(default=None, validator=_at_least(0))
+    max_time: float | None = attrs.field(default=None, validator=_above_zero)
+    max_states: int | None = attrs.field(default=None, validator=_at_least(1))
+    max_memory: float | None = attrs.field(default=None, validator=_above_zero)
 
 
 @attrs.define
@@ -600,9 +622,29 @@ class _Search:
         """Write the search to ``path`` atomically (a temporary file, renamed)."""
         state = attrs.asdict(self, recurse=False)
         tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as f:
-            pickle.dump((_CHECKPOINT_FORMAT, state), f, pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)
+        try:
+            with tmp.open("wb") as f:
+                pickle.dump((_CHECKPOINT_FORMAT, state), f, pickle.HIGHEST_PROTOCOL)
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise CheckpointError(
+                f"{path}: cannot write the checkpoint ({exc.strerror or exc})"
+            ) from None
+
+    @staticmethod
+    def check_writable(path: Path) -> None:
+        """Fail now, not at the end of a long search, where ``path`` cannot be
+        written: its temporary file is made and removed (``path`` itself is
+        left alone: it may be the checkpoint being resumed)."""
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.open("wb").close()
+            tmp.unlink()
+        except OSError as exc:
+            raise CheckpointError(
+                f"{path}: cannot write a checkpoint there ({exc.strerror or exc})"
+            ) from None
 
     @classmethod
     def load(cls, path: Path) -> _Search:
@@ -699,6 +741,8 @@ def _explore(
     statistics (the verdicts are computed from the graph; the benchmarks of
     :mod:`benchmarks.bench_reductions` read it)."""
     start = clock()
+    if checkpoint is not None:
+        _Search.check_writable(checkpoint)
     if resume is not None:
         search = _Search.load(resume)
         if (

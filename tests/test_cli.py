@@ -83,6 +83,13 @@ def test_json_replays_to_the_same_violation(
         (["check", "dio/004", "--param", "readers=2"], "takes no parameters"),
         (["check", "dio/001", "--param", "readers"], "expected KEY=N"),
         (["check", "dio/001", "--resume", "/nonexistent"], "no such checkpoint"),
+        (["check", "dio/001", "--max-time", "0"], "--max-time: must be above 0"),
+        (["check", "dio/001", "--max-memory", "-5"], "--max-memory: must be above 0"),
+        # Before the search, not when it is saved at its end.
+        (
+            ["check", "dio/001", "--checkpoint", "/nonexistent/dir/search.ckpt"],
+            "/nonexistent/dir/search.ckpt: cannot write a checkpoint there",
+        ),
         (
             ["check", "dio/001", "--strategy", "pct", "--jobs", "2"],
             "--jobs applies to the exhaustive search only",
@@ -92,7 +99,9 @@ def test_json_replays_to_the_same_violation(
 def test_bad_input_is_one_line_and_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    parse_error = "--max-steps" in argv or argv[-1] == "readers"
+    parse_error = argv[-1] == "readers" or any(
+        bound in argv for bound in ("--max-steps", "--max-time", "--max-memory")
+    )
     with pytest.raises(SystemExit) if parse_error else nullcontext():
         code = main(argv)
         assert code == 2

@@ -439,6 +439,35 @@ def test_preemptions_a_race_needs(policy: str, needed: int) -> None:
             assert verdict == Verdict.SOMETIMES
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"max_steps": 0}, "max_steps must be at least 1, not 0"),
+        ({"preemption_bound": -1}, "preemption_bound must be at least 0, not -1"),
+        ({"max_time": 0.0}, "max_time must be above 0, not 0.0"),
+        ({"max_memory": float("nan")}, "max_memory must be above 0, not nan"),
+        ({"max_states": 2.5}, "max_states must be a whole number, not 2.5"),
+    ],
+)
+def test_bad_bounds_are_refused(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        Bounds(**bad)
+
+
+def test_an_unwritable_checkpoint_fails_before_the_search(tmp_path: Path) -> None:
+    """Not at the search's end, where a long search would be lost."""
+    runs = []
+
+    def make() -> Machine:
+        runs.append(1)
+        return ToyFactory([[("add", 0, 1)]], 1, 0)()
+
+    with pytest.raises(CheckpointError, match="cannot write a checkpoint there"):
+        explore(make, checkpoint=tmp_path / "missing" / "search.ckpt")
+    assert runs == []
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_preemption_bound() -> None:
     prog = [[("load", 0), ("store", 1)], [("set", 0, 1), ("set", 0, 0)]]
 
