@@ -110,7 +110,9 @@ class _Pct(_Scheduler):
     threads; by generator, so a reused interrupt slot is a new thread); the
     highest enabled runs; at the ``depth - 1`` change points, drawn uniformly
     from the ``k`` steps, the running task drops to ``depth - i``, below every
-    initial rank.
+    initial rank. A daemon (which PCT's guarantee, made for tasks that end,
+    does not cover) drops at its idle point: the first time just below the
+    initial ranks, after each pass below every task (see :meth:`after`).
     """
 
     rng: random.Random
@@ -119,6 +121,8 @@ class _Pct(_Scheduler):
     prio: dict[object, float] = attrs.Factory(dict)
     step: int = 0
     yields: int = 0
+    #: The daemons (by generator) that have been at their idle point.
+    passed: set[object] = attrs.Factory(set)
 
     @classmethod
     def new(cls, rng: random.Random, depth: int, k: int) -> _Pct:
@@ -139,15 +143,22 @@ class _Pct(_Scheduler):
         return tid
 
     def after(self, tid: int, m: Machine) -> None:
-        # A daemon back at its idle point sleeps there in the kernel: it goes
-        # behind every task that has not yielded (still above the change
-        # points), or a kswapd of top rank would loop for ever.
+        # A daemon at its idle point sleeps there in the kernel. The first
+        # time (it starts there) it goes behind every task that has not been
+        # demoted, but stays above the change points, so that its first pass
+        # can come between a demoted task's steps. Back there after a pass it
+        # goes behind every task: kswapd_try_to_sleep, the flusher's wait for
+        # work. Above a demoted task it would loop for ever (its idle point is
+        # no sleep while the LRU holds a page) and starve that task: PCT
+        # assumes tasks that end.
         task = m.tasks[tid]
-        if (
-            task.wait is not None
-            and task.wait.idle
-            and self.prio[task.gen] > self.depth
-        ):
+        if task.wait is None or not task.wait.idle:
+            return
+        if task.gen in self.passed:
+            self.prio[task.gen] = min(self.prio.values()) - 1
+            return
+        self.passed.add(task.gen)
+        if self.prio[task.gen] > self.depth:
             self.yields += 1
             self.prio[task.gen] = self.depth + 0.25 - self.yields * 1e-6
 
@@ -212,6 +223,13 @@ def sample(
         raise ValueError(
             f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})"
         )
+    for name, value in (
+        ("max_runs", max_runs),
+        ("max_steps", max_steps),
+        ("depth", depth),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number from 1, not {value!r}")
     rng = random.Random(seed)
 
     def counts(m: Machine, oracle: str) -> bool:
