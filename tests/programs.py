@@ -10,12 +10,14 @@ reduction at all.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 from hypothesis import strategies as st
 
 from mmsim.engine import Machine, Oracle, Path, Wait
+from mmsim.explorer import Counterexample, settle
 
 # Operations: ("set", var, value), ("add", var, n) read-modify-write in one step,
 # ("load", var) into the task's register, ("store", var) from the register,
@@ -218,6 +220,18 @@ class _VarIsNot(Oracle):
     def after_step(self, m: Machine) -> str | None:
         assert isinstance(m, ToyMachine)
         return "var0 is bad" if m.vars[0] == self.bad else None
+
+
+def replayed(make: Callable[[], Machine], counterexample: Counterexample) -> Machine:
+    """A machine run along ``counterexample``, each step enabled when taken
+    (and settled at the end when the violation showed there)."""
+    m = make()
+    for tid in counterexample.schedule:
+        assert tid in m.enabled()
+        m.step(tid)
+    if counterexample.at_end:
+        settle(m)
+    return m
 
 
 def outcome(m: ToyMachine) -> tuple[Any, ...]:

@@ -26,8 +26,15 @@ from hypothesis import strategies as st
 
 from mmsim.engine import Machine, Oracle, Wait
 from mmsim.engine import Path as KernelPath
-from mmsim.explorer import Bounds, CheckpointError, Verdict, explore, settle
-from tests.programs import ToyFactory, ToyMachine, brute_force, outcome, programs
+from mmsim.explorer import Bounds, CheckpointError, Verdict, explore
+from tests.programs import (
+    ToyFactory,
+    ToyMachine,
+    brute_force,
+    outcome,
+    programs,
+    replayed,
+)
 
 
 def _explored(
@@ -46,17 +53,6 @@ def _leaf(m: Any, status: str) -> Any:
     return outcome(m)
 
 
-def _replayed(make: Any, counterexample: Any) -> Any:
-    """A machine run along ``counterexample``, each step enabled when taken."""
-    m = make()
-    for tid in counterexample.schedule:
-        assert tid in m.enabled()
-        m.step(tid)
-    if counterexample.at_end:
-        settle(m)
-    return m
-
-
 def _agree(on: Any, off: Any, make: Any) -> None:
     """The search ``on`` (a reduction) against ``off`` (without it): the same
     ends of runs and verdicts, and shortest counterexamples as short, which
@@ -70,7 +66,7 @@ def _agree(on: Any, off: Any, make: Any) -> None:
             continue
         assert other is not None
         assert len(r.counterexample.schedule) == len(other.schedule)
-        m = _replayed(make, r.counterexample)
+        m = replayed(make, r.counterexample)
         assert any(v.oracle == oid for v in m.violations)
     assert on.stats.states <= off.stats.states
 
@@ -186,7 +182,7 @@ def test_stop_on_first_gives_a_shortest_counterexample(
         if r.counterexample is not None
     )
     assert len(first.counterexample.schedule) == shortest
-    m = _replayed(make, first.counterexample)
+    m = replayed(make, first.counterexample)
     assert first.counterexample.violation in m.violations
     other = explore(make, stop_on_first=True, batch_size=batch)
     assert other.counterexample == first.counterexample

@@ -7,28 +7,14 @@ nothing is one where the exhaustive explorer proves there is nothing to find.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from mmsim._api import machine_factory
-from mmsim.engine import Machine
-from mmsim.explorer import Counterexample, Verdict, explore, settle
+from mmsim.explorer import Verdict, explore
 from mmsim.sampling import PORTFOLIO, STRATEGIES, pct_bound, sample
+from tests.programs import replayed
 
 RACE = frozenset({"nobuffers-writeback"})
-
-
-def _replays_to(make: Callable[[], Machine], cex: Counterexample) -> None:
-    """The schedule runs step by step on a fresh machine and records the
-    counterexample's violation (at the run's end when it says so)."""
-    m = make()
-    for tid in cex.schedule:
-        assert tid in m.enabled()
-        m.step(tid)
-    if cex.at_end:
-        settle(m)
-    assert cex.violation in m.violations
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -39,7 +25,8 @@ def test_each_sampler_finds_the_seed_race(strategy: str) -> None:
     assert result.counterexample.violation.oracle == "nobuffers-writeback"
     assert result.seed == 1
     assert 1 <= result.runs <= 500
-    _replays_to(make, result.counterexample)
+    m = replayed(make, result.counterexample)
+    assert result.counterexample.violation in m.violations
 
 
 def test_pct_runs_end_past_a_daemon_that_never_sleeps() -> None:
