@@ -144,7 +144,7 @@ KNOWN_OUTCOMES = [
     ("dio/001", "reclaim-skip-pinned", "ext4", "kernel-bug"),
     # The v6.4 finding (tests/test_strategies.py) is a 22-step race in
     # kswapd's pageout window: derandomized, Hypothesis's 20,008th example is
-    # the first to show it (about a minute), so it runs with the slow tests.
+    # the first to show it (half a minute), so it runs with the slow tests.
     pytest.param("dio/001", "upstream-6.4", "ext4", "nobuffers-writeback", marks=_SLOW),
     pytest.param("dio/001", "upstream-6.4", "ext4", "lost-write", marks=_SLOW),
     ("dio/002", "upstream-6.4", "ext4", "dirty-without-mkwrite"),
