@@ -415,7 +415,8 @@ def test_memory_of_a_parallel_search_counts_its_workers(
         # Every switch the seed race needs is away from a sleeping task (the
         # DIO read waits for its bio, writeback for its page): free.
         ("baseline", 0),
-        # The race v6.4 leaves needs kswapd and the DIO preempted mid-step.
+        # The race v6.4 leaves (kswapd's pageout window) needs two switches
+        # away from a task that could have gone on.
         ("upstream-6.4", 2),
     ],
 )
