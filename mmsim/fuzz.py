@@ -397,7 +397,7 @@ class OracleViolation(AssertionError):
         self.violation = violation
         self.steps = tuple(steps)
         # A policy machine's run as it made it, ("start", spec, tid) and
-        # ("step", tid, why) in its own task ids, for _drop_idle_starts.
+        # ("step", tid, why) in its own task ids, for _drop_needless_starts.
         self._actions: tuple[tuple[Any, ...], ...] = ()
         self.schedule = tuple(schedule)
         self.at_end = at_end
@@ -540,6 +540,9 @@ def _runs(draw: st.DrawFn, make: Callable[[], Machine], max_steps: int) -> Run:
 
 # -- the policy state machine ---------------------------------------------------------
 
+#: How a step that teardown took is marked (in the log and the actions).
+_TEARDOWN = " (teardown)"
+
 #: The task a FOLL_GET driver's completion runs in (``rds_rdma_read``).
 _COMPLETION = "softirq:rds_rdma_complete"
 
@@ -579,7 +582,7 @@ class _PolicyMachine(RuleBasedStateMachine):
         #: Task id of each started task (the set-up's own come first, in order).
         self.started_ids: list[int] = list(range(len(k.tasks)))
         self.schedule: list[int] = []
-        #: What the run did, in order (see :func:`_drop_idle_starts`).
+        #: What the run did, in order (see :func:`_drop_needless_starts`).
         self.actions: list[tuple[Any, ...]] = []
         self.log: list[str] = [
             f"set-up {self.setup.id} on {self.fs}: "
@@ -802,7 +805,7 @@ class _PolicyMachine(RuleBasedStateMachine):
                 return
             enabled = k.enabled()
             workers = [t for t in enabled if not k.tasks[t].daemon]
-            self._step((workers or enabled)[0], " (teardown)")
+            self._step((workers or enabled)[0], _TEARDOWN)
             for v in _failures(k, k.violations[before:]):
                 self._fail(v)
         self.log.append(
@@ -836,26 +839,26 @@ def _rerun(
     return None
 
 
-def _drop_idle_starts(
+def _drop_needless_starts(
     machine: type[RuleBasedStateMachine], found: OracleViolation
 ) -> OracleViolation:
-    """The finding without the operations it started but never stepped, where
-    the run still fails the same way without them.
+    """The finding without the operations it needs not start: each started task
+    whose start and steps can all go while the run still fails the same way.
 
     Hypothesis's shrinker cannot always delete them itself: once a run has
     started its ``max_operations``, the start rules' preconditions fail, and
-    each later rule choice shrinks to a shorter encoding among the fewer valid
-    rules, which the deletion of a start would change. A task never stepped
-    changes nothing but the ids of the tasks made after it (one less each) and
-    whether the run may end (every non-daemon task done), which the re-run
-    checks: every step must still find its task able to run.
+    each later rule choice has a shorter encoding among the fewer valid rules.
+    So a shrunk run tends to fill its operations with the first rule in
+    Hypothesis's order (``fallocate``), whose deletion would change every
+    later choice. Here a task goes with its steps, the tasks made after it
+    move down one id, and teardown finishes the run afresh; the re-run decides
+    (a task whose steps others needed, or that kept the run from ending, stays).
     """
     best = found
     while True:
-        actions = best._actions
-        stepped = {a[1] for a in actions if a[0] == "step"}
+        actions = [a for a in best._actions if a[0] == "start" or a[2] != _TEARDOWN]
         for i, action in enumerate(actions):
-            if action[0] != "start" or action[2] in stepped:
+            if action[0] != "start":
                 continue
             gone = action[2]
             trial = [
@@ -863,7 +866,7 @@ def _drop_idle_starts(
                 if a[0] == "step"
                 else (a[0], a[1], a[2] - (a[2] > gone))
                 for j, a in enumerate(actions)
-                if j != i
+                if j != i and not (a[0] == "step" and a[1] == gone)
             ]
             again = _rerun(machine, trial)
             if (
@@ -1083,8 +1086,8 @@ def fuzzer(
     checked here, with the project's errors. The run returns the shrunk
     :class:`OracleViolation` (whose ``scenario`` and ``schedule`` :func:`replay`
     and :func:`confirm` take), or None when no example broke an oracle. A
-    state machine's finding is Hypothesis's shrunk one less every operation it
-    started but never stepped, where the run fails the same way without it.
+    state machine's finding is Hypothesis's shrunk one less every operation
+    whose task (start and steps) can go while the run fails the same way.
 
     Every random choice flows from ``seed`` (:func:`hypothesis.seed`; no
     example database), so the same seed, budget and profile give the same run.
@@ -1136,7 +1139,7 @@ def fuzzer(
             try:
                 run_as_test(use_seed(seed)(machine), settings=chosen)
             except OracleViolation as found:
-                return _drop_idle_starts(machine, found)
+                return _drop_needless_starts(machine, found)
             return None
 
         return Campaign(policy, machine_fs, None, seed, run_machine)
