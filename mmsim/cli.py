@@ -48,6 +48,11 @@ MODEL_MODULES = [
 ]
 
 
+#: Defaults: the depth bound (a sampled run's most steps), a sampler's most
+#: runs, and PCT's bug depth.
+_MAX_STEPS, _RUNS, _PCT_DEPTH = 400, 10_000, 2
+
+
 class _BadInput(ValueError):
     """Options that do not go together (a one-line error, exit 2)."""
 
@@ -72,7 +77,10 @@ def _parser() -> argparse.ArgumentParser:
         help="judge by this oracle instead of the scenario's (repeatable)",
     )
     c.add_argument(
-        "--max-steps", type=_positive, default=400, help="depth bound (default 400)"
+        "--max-steps",
+        type=_positive,
+        default=_MAX_STEPS,
+        help=f"depth bound, and a sampled run's most steps (default {_MAX_STEPS})",
     )
     c.add_argument(
         "--preemption-bound",
@@ -116,7 +124,10 @@ def _parser() -> argparse.ArgumentParser:
         "to exhaust: it can find a violation, never prove there is none",
     )
     c.add_argument(
-        "--runs", type=_positive, default=10_000, help="a sampler's most runs"
+        "--runs",
+        type=_positive,
+        default=None,
+        help=f"a sampler's most runs (default {_RUNS:,})",
     )
     c.add_argument(
         "--seed",
@@ -125,7 +136,10 @@ def _parser() -> argparse.ArgumentParser:
         help="a sampler's seed (default: drawn, and printed)",
     )
     c.add_argument(
-        "--pct-depth", type=_positive, default=2, help="PCT's bug depth (default 2)"
+        "--pct-depth",
+        type=_positive,
+        default=None,
+        help=f"PCT's bug depth (default {_PCT_DEPTH})",
     )
     c.add_argument(
         "--jobs",
@@ -307,15 +321,87 @@ def _progress() -> Iterator[Callable[..., None] | None]:
         yield update
 
 
+def _check_output(flag: str, path: Path, *, directory: bool = False) -> None:
+    """Refuse an output path that cannot be written before the work, not after
+    it: a long search's result would be lost. Nothing is created here (the
+    directories are made when the output is written)."""
+    if path.exists():
+        if directory != path.is_dir():
+            kind = "not a directory" if directory else "a directory"
+            raise _BadInput(f"{flag} {path}: it is {kind}")
+        if not os.access(path, os.W_OK | (os.X_OK if directory else 0)):
+            raise _BadInput(f"{flag} {path}: cannot write it (permission denied)")
+        where = path if directory else path.parent
+    else:
+        where = path.parent
+        while not where.exists():
+            where = where.parent
+        if not where.is_dir():
+            raise _BadInput(f"{flag} {path}: {where} is not a directory")
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise _BadInput(f"{flag} {path}: cannot write in {where} (permission denied)")
+
+
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so no half file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``text`` to ``path`` through a temporary file, so no half file is
+    left; a failure (a full disk) is a one-line error, the old file kept."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _BadInput(f"{path}: cannot write it ({exc.strerror or exc})") from None
+
+
+#: ``check``'s options that only a sampler takes, and those only the exhaustive
+#: search takes, with the value each has when not given.
+_SAMPLER_ONLY = {"runs": None, "seed": None}
+_EXHAUSTIVE_ONLY = {
+    "jobs": 1,
+    "checkpoint": None,
+    "resume": None,
+    "preemption_bound": None,
+    "max_time": None,
+    "max_memory": None,
+    "goal": None,
+    "coverage": False,
+    "no_symmetry": False,
+    "no_dead_variables": False,
+}
+
+
+def _refuse_options(args: argparse.Namespace) -> None:
+    """An option the chosen search does not take is an error, not ignored: a
+    user who gave ``--runs`` to the exhaustive search, or ``--max-time`` to a
+    sampler, would otherwise believe it in force."""
+
+    def flag(dest: str) -> str:
+        return "--" + dest.replace("_", "-")
+
+    if args.pct_depth is not None and args.strategy != "pct":
+        raise _BadInput(
+            "--pct-depth applies to --strategy pct only (the portfolio's PCT "
+            "runs at depth 2)"
+        )
+    if args.strategy == "exhaustive":
+        for dest, unset in _SAMPLER_ONLY.items():
+            if getattr(args, dest) != unset:
+                raise _BadInput(
+                    f"{flag(dest)} applies to a sampler only "
+                    "(--strategy random, pct, swarm or portfolio)"
+                )
+        return
+    for dest, unset in _EXHAUSTIVE_ONLY.items():
+        if getattr(args, dest) != unset:
+            raise _BadInput(f"{flag(dest)} applies to the exhaustive search only")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    _refuse_options(args)
+    if args.json is not None:
+        _check_output("--json", args.json)
     if args.strategy != "exhaustive":
         return _cmd_sample(args)
     from mmsim._api import check
@@ -415,30 +501,25 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     """``check --strategy random|pct|swarm|portfolio``: sample runs until a violation."""
     import random
 
-    from mmsim._api import machine_factory
+    from mmsim._api import _steps, machine_factory
     from mmsim.diagram import render
+    from mmsim.results import CounterexampleFile, SampleReport, ViolationRecord
     from mmsim.sampling import sample
 
-    for flag, given in (
-        ("--jobs", args.jobs != 1),
-        ("--checkpoint", args.checkpoint is not None),
-        ("--resume", args.resume is not None),
-        ("--preemption-bound", args.preemption_bound is not None),
-    ):
-        if given:
-            raise _BadInput(f"{flag} applies to the exhaustive search only")
     seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(32)
+    runs = args.runs if args.runs is not None else _RUNS
+    depth = args.pct_depth if args.pct_depth is not None else _PCT_DEPTH
     params = dict(args.param or [])
-    make, fs, _ = machine_factory(
+    make, fs, ids = machine_factory(
         args.scenario, args.policy, fs=args.fs, oracles=args.oracle, params=params
     )
     res = sample(
         make,
         args.strategy,
         seed=seed,
-        max_runs=args.runs,
+        max_runs=runs,
         max_steps=args.max_steps,
-        depth=args.pct_depth,
+        depth=depth,
     )
     name = args.scenario + (
         "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]"
@@ -446,12 +527,17 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         else ""
     )
     print(f"{name} under {args.policy} on {fs}: {args.strategy} sampling, seed {seed}")
+    # Everything the runs depend on: the same command makes the same runs.
     cmd = ["mmsim", "check", args.scenario, "--policy", args.policy, "--fs", fs]
     for key, value in sorted(params.items()):
         cmd += ["--param", f"{key}={value}"]
-    cmd += ["--strategy", args.strategy, "--seed", str(seed), "--runs", str(args.runs)]
+    for oracle in args.oracle or []:
+        cmd += ["--oracle", oracle]
+    if args.max_steps != _MAX_STEPS:
+        cmd += ["--max-steps", str(args.max_steps)]
+    cmd += ["--strategy", args.strategy, "--seed", str(seed), "--runs", str(runs)]
     if args.strategy == "pct":
-        cmd += ["--pct-depth", str(args.pct_depth)]
+        cmd += ["--pct-depth", str(depth)]
     cex = res.counterexample
     if cex is None:
         print(f"  no violation in {res.runs:,} runs ({res.steps:,} steps): Unknown")
@@ -460,21 +546,57 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 f"  PCT bound: a bug of depth {res.depth} would be missed with "
                 f"probability at most {res.bound:.3g}"
             )
-        print(f"  reproduce: {shlex.join(cmd)}")
-        return EXIT_UNKNOWN
-    by = f" (by {res.found_by})" if args.strategy == "portfolio" else ""
-    print(
-        f"  Sometimes: run {res.runs:,}{by}, {len(cex.schedule)} steps, "
-        f"{cex.violation.oracle}: {cex.violation.message}"
-    )
-    if not args.no_diagram:
-        from mmsim._api import _run
+    else:
+        by = f" (by {res.found_by})" if args.strategy == "portfolio" else ""
+        print(
+            f"  Sometimes: run {res.runs:,}{by}, {len(cex.schedule)} steps, "
+            f"{cex.violation.oracle}: {cex.violation.message}"
+        )
+        if not args.no_diagram:
+            from mmsim._api import _run
 
-        traced = attrs.evolve(make, tracing=True)
-        print()
-        print(render(_run(traced, list(cex.schedule), at_end=cex.at_end)), end="")
+            traced = attrs.evolve(make, tracing=True)
+            print()
+            print(render(_run(traced, list(cex.schedule), at_end=cex.at_end)), end="")
+    if args.json is not None:
+        found = None
+        if cex is not None:
+            v = cex.violation
+            found = CounterexampleFile(
+                scenario=args.scenario,
+                params=params,
+                policy=args.policy,
+                fs=fs,
+                oracles=list(ids),
+                steps=_steps(make, list(cex.schedule)),
+                violation=ViolationRecord(
+                    oracle=v.oracle, message=v.message, task=v.task
+                ),
+                at_end=cex.at_end,
+            )
+        report = SampleReport(
+            scenario=args.scenario,
+            params=params,
+            policy=args.policy,
+            fs=fs,
+            oracles=list(ids),
+            strategy=args.strategy,
+            seed=seed,
+            max_runs=runs,
+            max_steps=args.max_steps,
+            pct_depth=depth if args.strategy == "pct" else None,
+            verdict="Unknown" if cex is None else "Sometimes",
+            runs=res.runs,
+            steps=res.steps,
+            found_by=res.found_by if args.strategy == "portfolio" else None,
+            pct_bound=res.bound,
+            counterexample=found,
+            command=shlex.join(cmd),
+        )
+        _write_atomic(args.json, report.model_dump_json(indent=2) + "\n")
+        print(f"  wrote {args.json}")
     print(f"  reproduce: {shlex.join(cmd)}")
-    return EXIT_VIOLATION
+    return EXIT_UNKNOWN if cex is None else EXIT_VIOLATION
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -591,6 +713,8 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     from mmsim._api import cost
     from mmsim.vmstat import METRICS
 
+    if args.json is not None:
+        _check_output("--json", args.json)
     result = cost(
         args.workload,
         args.policy,
@@ -667,6 +791,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     from mmsim.report import compare
 
+    _check_output("--out", args.out, directory=True)
     pool: Executor | None = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
     with _bar() as progress:
         try:
@@ -681,6 +806,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 130
+        except OSError as exc:
+            # Writing the report failed (a full disk): write_report has taken
+            # its temporary files away, so the report there is the old one.
+            raise _BadInput(
+                f"{exc.filename or args.out}: cannot write the report "
+                f"({exc.strerror or exc}); the report under {args.out} is unchanged"
+            ) from None
         finally:
             if pool is not None:
                 pool.shutdown()

@@ -698,13 +698,22 @@ def write_report(
         json.dumps(ComparisonReport.model_json_schema(), indent=2, sort_keys=True)
         + "\n"
     )
-    for path, content in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        if isinstance(content, bytes):
-            tmp.write_bytes(content)
-        else:
-            tmp.write_text(content)
+    # Every file is written aside first, so that a failure (a full disk, a
+    # Ctrl-C) leaves the old report whole: the files written so far go.
+    written: list[Path] = []
+    try:
+        for path, content in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            written.append(tmp)
+            if isinstance(content, bytes):
+                tmp.write_bytes(content)
+            else:
+                tmp.write_text(content)
+    except BaseException:
+        for tmp in written:
+            tmp.unlink(missing_ok=True)
+        raise
     for path in files:
         path.with_name(path.name + ".tmp").replace(path)
     # Traces of cells that no longer fail (or no longer exist) go too.

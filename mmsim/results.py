@@ -21,6 +21,7 @@ __all__ = [
     "Coverage",
     "FileError",
     "OracleVerdict",
+    "SampleReport",
     "SearchStatistics",
     "Spread",
     "Step",
@@ -156,6 +157,40 @@ class CheckResult(_Model):
         return self.counterexample is not None
 
 
+class SampleReport(_Model):
+    """What a sampler did on one cell: ``mmsim check --strategy S --json``.
+
+    A sampler can find a violation (Sometimes), never prove there is none
+    (Unknown). ``command`` makes the same runs again; the counterexample, when
+    one was found, replays with ``mmsim replay`` (which takes this whole file).
+    """
+
+    scenario: str
+    params: dict[str, int] = Field(default_factory=dict)
+    policy: str
+    fs: str
+    oracles: list[str]
+    strategy: Literal["random", "pct", "swarm", "portfolio"]
+    seed: int
+    max_runs: int
+    #: A run's most steps.
+    max_steps: int
+    #: PCT's bug depth (``pct`` only; the portfolio's PCT runs at depth 2).
+    pct_depth: int | None = None
+    verdict: Literal["Sometimes", "Unknown"]
+    #: Runs made, up to and including the one that found the violation.
+    runs: int
+    #: Steps over all the runs made.
+    steps: int
+    #: For a portfolio, the sampler whose run found it (``pct-2``).
+    found_by: str | None = None
+    #: PCT's guarantee when nothing was found: the probability that a bug of
+    #: ``pct_depth`` would have been missed, at most.
+    pct_bound: float | None = None
+    counterexample: CounterexampleFile | None = None
+    command: str
+
+
 class Spread(_Model):
     """One metric over several seeds: the mean and the range."""
 
@@ -228,10 +263,14 @@ def load_model(
 
 
 def _unwrap_result(raw: Any) -> Any:
-    """A whole CheckResult may be replayed: take its counterexample."""
+    """A whole CheckResult or SampleReport may be replayed: take its
+    counterexample."""
     if isinstance(raw, dict) and "counterexample" in raw and "verdict" in raw:
         if raw["counterexample"] is None:
-            raise ValueError("the result holds no counterexample (verdict Never)")
+            raise ValueError(
+                "the result holds no counterexample "
+                f"(verdict {raw.get('verdict', 'Never')})"
+            )
         return raw["counterexample"]
     return raw
 

@@ -79,6 +79,33 @@ def test_every_file_renders_from_the_committed_results(tmp_path: Path) -> None:
     assert page.count("data:image/png;base64,") == len(list(GOLDEN.glob("plots/*.png")))
 
 
+def test_a_failed_write_leaves_the_old_report_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The disk fills while the new report is written aside: the error comes
+    # out, the files already written aside go, and the old report stays.
+    data = (GOLDEN / "results.json").read_text()
+    built = ComparisonReport.model_validate_json(data)
+    old = write_report(built, tmp_path, plots=False)
+    before = {p: p.read_bytes() for p in old}
+    real = Path.write_text
+    count = 0
+
+    def fill_up(self: Path, *args: object, **kwargs: object) -> int:
+        nonlocal count
+        count += 1
+        if count == 3:
+            raise OSError(28, "No space left on device", str(self))
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", fill_up)
+    with pytest.raises(OSError, match="No space left"):
+        write_report(built, tmp_path, plots=False)
+    assert count == 3
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert {p: p.read_bytes() for p in old} == before
+
+
 def test_every_objection_names_a_measured_cell() -> None:
     from mmsim.oracles import ORACLES
     from mmsim.policy import builtin_policy_names, load_entry
