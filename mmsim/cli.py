@@ -296,9 +296,35 @@ def _natural(text: str) -> int:
     return value
 
 
+class _PlainStatus:
+    """A status line rewritten in place on a terminal, for want of rich: at
+    most ten times a second, and wiped when the work is done."""
+
+    def __init__(self) -> None:
+        self.shown = False
+        self.at = 0.0
+
+    def __call__(self, text: str) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self.at < 0.1:
+            return
+        self.at = now
+        sys.stderr.write(f"\r{text}\x1b[K")
+        sys.stderr.flush()
+        self.shown = True
+
+    def wipe(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
 @contextmanager
-def _progress() -> Iterator[Callable[..., None] | None]:
-    """A live status line on a terminal (rich, if installed); nothing otherwise."""
+def _status(start: str) -> Iterator[Callable[[str], None] | None]:
+    """A live status line on stderr when it is a terminal (rich's, if installed,
+    else a plain one); None when it is not (a log, a pipe: nothing to rewrite)."""
     if not sys.stderr.isatty():
         yield None
         return
@@ -306,17 +332,50 @@ def _progress() -> Iterator[Callable[..., None] | None]:
         from rich.console import Console
         from rich.status import Status
     except ImportError:
-        yield None
+        plain = _PlainStatus()
+        plain(start)
+        try:
+            yield plain
+        finally:
+            plain.wipe()
         return
-    with Status("exploring…", console=Console(stderr=True)) as status:
+    with Status(start, console=Console(stderr=True)) as status:
+        yield status.update
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[..., None] | None]:
+    """The exhaustive search's status line: states, transitions, depth, rate."""
+    with _status("exploring…") as status:
+        if status is None:
+            yield None
+            return
 
         def update(stats: object) -> None:
             s = stats  # SearchStats
             rate = s.transitions / s.seconds if s.seconds else 0.0  # type: ignore[attr-defined]
-            status.update(
+            status(
                 f"states {s.states:,}  transitions {s.transitions:,}  "  # type: ignore[attr-defined]
                 f"depth {s.max_depth}  {rate:,.0f}/s"  # type: ignore[attr-defined]
             )
+
+        yield update
+
+
+@contextmanager
+def _sampling_progress(runs: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A sampler's status line: runs made of the most, steps, runs a second."""
+    import time
+
+    with _status("sampling…") as status:
+        if status is None:
+            yield None
+            return
+        start = time.monotonic()
+
+        def update(done: int, steps: int) -> None:
+            rate = done / max(time.monotonic() - start, 1e-9)
+            status(f"run {done:,} of {runs:,}  steps {steps:,}  {rate:,.0f} runs/s")
 
         yield update
 
@@ -513,14 +572,16 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     make, fs, ids = machine_factory(
         args.scenario, args.policy, fs=args.fs, oracles=args.oracle, params=params
     )
-    res = sample(
-        make,
-        args.strategy,
-        seed=seed,
-        max_runs=runs,
-        max_steps=args.max_steps,
-        depth=depth,
-    )
+    with _sampling_progress(runs) as progress:
+        res = sample(
+            make,
+            args.strategy,
+            seed=seed,
+            max_runs=runs,
+            max_steps=args.max_steps,
+            depth=depth,
+            progress=progress,
+        )
     name = args.scenario + (
         "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]"
         if params

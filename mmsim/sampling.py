@@ -209,6 +209,7 @@ def sample(
     max_steps: int = 400,
     depth: int = 2,
     oracles: frozenset[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SampleResult:
     """Run ``make()`` under a sampling scheduler until a violation or ``max_runs``.
 
@@ -218,6 +219,8 @@ def sample(
         depth: PCT's bug depth (ordering constraints the bug needs).
         oracles: only these oracles count as a violation found (default: any
             correctness oracle; regression outcomes never count).
+        progress: called after every run with the runs made and the steps
+            taken so far (a status line; it cannot change the runs).
     """
     if strategy not in STRATEGIES:
         raise ValueError(
@@ -259,6 +262,8 @@ def sample(
         longest = max(longest, len(schedule))
         tasks = max(tasks, len(m.tasks))
         m.discard()
+        if progress is not None:
+            progress(run, total)
         if cex is not None:
             return SampleResult(strategy, run, total, cex, seed, depth, found_by=kind)
     bound = pct_bound(tasks, longest, depth, max_runs) if strategy == "pct" else None

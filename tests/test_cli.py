@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -416,6 +417,51 @@ def test_a_json_that_cannot_be_written_is_one_line_and_the_old_one_stays(
     assert err == f"mmsim: error: {out}: cannot write it (No space left on device)\n"
     assert out.read_bytes() == b"the old result\n"
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (["check", "dio/002", "--no-diagram"], "exploring…"),
+        (["check", "dio/002", "--strategy", "pct", "--seed", "1"], "sampling…"),
+    ],
+)
+def test_a_terminal_without_rich_gets_a_plain_status_line_then_wiped(
+    argv: list[str],
+    start: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "rich", None)  # as if not installed
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert main(argv) == 1
+    err = term.getvalue()
+    assert err.startswith(f"\r{start}\x1b[K")
+    assert err.endswith("\r\x1b[K")  # nothing left on the line for the verdict
+    assert capsys.readouterr().out.startswith("dio/002 under baseline")
+
+
+def test_the_plain_status_line_is_rewritten_at_most_ten_times_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mmsim import cli
+
+    now = [100.0]
+    monkeypatch.setattr("time.monotonic", lambda: now[0])
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    line = cli._PlainStatus()
+    for i in range(5):
+        line(f"step {i}")
+        now[0] += 0.04
+    line.wipe()
+    assert term.getvalue() == ("\rstep 0\x1b[K\rstep 3\x1b[K\r\x1b[K")
 
 
 def test_a_sampler_never_says_never(capsys: pytest.CaptureFixture[str]) -> None:

@@ -104,3 +104,17 @@ def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str) -> N
     make, _, _ = machine_factory("dio/001")
     with pytest.raises(ValueError, match=message):
         sample(make, seed=0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_progress_sees_every_run_and_changes_none() -> None:
+    make, _, _ = machine_factory("dio/001", policy="defer-release")
+    seen: list[tuple[int, int]] = []
+    watched = sample(
+        make, "portfolio", seed=3, max_runs=40, progress=lambda *a: seen.append(a)
+    )
+    assert watched.counterexample is None
+    assert [runs for runs, _ in seen] == list(range(1, 41))
+    steps = [n for _, n in seen]
+    assert steps == sorted(steps)
+    assert steps[-1] == watched.steps
+    assert sample(make, "portfolio", seed=3, max_runs=40) == watched
