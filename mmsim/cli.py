@@ -929,6 +929,14 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     seed = args.seed
     if seed is None:
         seed = random.SystemRandom().randrange(2**32)
+    # The status line, once the campaign runs (there is none off a terminal).
+    shown: list[Callable[[str], None]] = []
+
+    def progress(examples: int, failed: bool) -> None:
+        if shown:
+            doing = "shrinking the violation found" if failed else "no violation yet"
+            shown[0](f"example {examples:,}: {doing}")
+
     try:
         run = fuzzer(
             args.policy,
@@ -937,6 +945,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
             fs=args.fs,
             max_examples=args.max_examples,
             profile=args.profile,
+            progress=progress,
         )
     except InvalidArgument as exc:
         raise _BadInput(str(exc)) from None
@@ -951,7 +960,9 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
             cmd += [flag, str(value)]
     cmd += ["--seed", str(seed)]
     print(f"seed: {seed}", flush=True)  # first: an interrupted run can be re-run
-    found = run()
+    with _status("fuzzing…") as status:
+        shown.extend([status] if status is not None else [])
+        found = run()
     if found is None:
         print(f"no violation found under {run.policy} on {run.fs}")
         print(f"  reproduce: {shlex.join(cmd)}")

@@ -1077,6 +1077,7 @@ def fuzzer(
     oracles: Sequence[str] | None = None,
     max_examples: int | None = None,
     profile: str | None = None,
+    progress: Callable[[int, bool], None] | None = None,
 ) -> Campaign:
     """Prepare a fuzzing campaign against ``policy``; call the result to run it.
 
@@ -1102,6 +1103,9 @@ def fuzzer(
         max_examples: the budget; by default the profile's.
         profile: one of :data:`PROFILES` (registered here) to take the other
             settings from; by default Hypothesis's active profile.
+        progress: called as each example starts, with the examples run so
+            far and whether one has failed yet (Hypothesis is then shrinking
+            it); a status line, which cannot change the examples.
     """
     from hypothesis import Verbosity, given
     from hypothesis import seed as use_seed
@@ -1127,17 +1131,40 @@ def fuzzer(
         suppress_health_check=list(HealthCheck),
     )
     policies = load_policy(policy)
+    examples = 0
+    failed = False
+
+    def started() -> None:
+        nonlocal examples
+        examples += 1
+        if progress is not None:
+            progress(examples, failed)
+
     if scenario is None:
         restricted = next((p.filesystems for p in policies if p.filesystems), ())
         machine_fs = fs or (restricted[0] if restricted else "ext4")
         machine = policy_machine(policy, fs=machine_fs, oracles=oracles)
+
+        class Watched(machine):  # type: ignore[valid-type,misc]
+            """The machine, counting its examples for ``progress``."""
+
+            def __init__(self) -> None:
+                started()
+                super().__init__()
+
+            def _fail(self, violation: Violation, *, at_end: bool = False) -> None:
+                nonlocal failed
+                failed = True
+                super()._fail(violation, at_end=at_end)
+
+        Watched.__name__ = Watched.__qualname__ = machine.__name__
 
         # Typed here: some Hypothesis releases leave this function unannotated.
         run_as_test: Callable[..., None] = run_state_machine_as_test
 
         def run_machine() -> OracleViolation | None:
             try:
-                run_as_test(use_seed(seed)(machine), settings=chosen)
+                run_as_test(use_seed(seed)(Watched), settings=chosen)
             except OracleViolation as found:
                 return _drop_needless_starts(machine, found)
             return None
@@ -1156,7 +1183,13 @@ def fuzzer(
     @chosen
     @given(schedules(make))
     def run_schedules(run: Run) -> None:
-        run.check()
+        nonlocal failed
+        started()
+        try:
+            run.check()
+        except OracleViolation:
+            failed = True
+            raise
 
     def run_scenario() -> OracleViolation | None:
         try:

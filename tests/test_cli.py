@@ -425,15 +425,25 @@ class _Terminal(io.StringIO):
 
 
 @pytest.mark.parametrize(
-    ("argv", "start"),
+    ("argv", "start", "verdict"),
     [
-        (["check", "dio/002", "--no-diagram"], "exploring…"),
-        (["check", "dio/002", "--strategy", "pct", "--seed", "1"], "sampling…"),
+        (["check", "dio/002", "--no-diagram"], "exploring…", "dio/002 under"),
+        (
+            ["check", "dio/002", "--strategy", "pct", "--seed", "1"],
+            "sampling…",
+            "dio/002 under",
+        ),
+        (
+            ["fuzz", "--policy", "baseline", "--scenario", "dio/002", "--seed", "1"],
+            "fuzzing…",
+            "seed: 1\nviolation under",
+        ),
     ],
 )
 def test_a_terminal_without_rich_gets_a_plain_status_line_then_wiped(
     argv: list[str],
     start: str,
+    verdict: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -444,7 +454,7 @@ def test_a_terminal_without_rich_gets_a_plain_status_line_then_wiped(
     err = term.getvalue()
     assert err.startswith(f"\r{start}\x1b[K")
     assert err.endswith("\r\x1b[K")  # nothing left on the line for the verdict
-    assert capsys.readouterr().out.startswith("dio/002 under baseline")
+    assert capsys.readouterr().out.startswith(verdict)
 
 
 def test_the_plain_status_line_is_rewritten_at_most_ten_times_a_second(

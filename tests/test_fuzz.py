@@ -498,6 +498,28 @@ def test_fuzz_command_runs_the_policy_machine(
     assert "start " in out  # operations, then steps
 
 
+@pytest.mark.parametrize("scenario", ["dio/001", None])
+def test_a_campaign_reports_each_example_and_when_it_starts_shrinking(
+    scenario: str | None,
+) -> None:
+    seen: list[tuple[int, bool]] = []
+
+    def campaign(**watch: Any) -> fuzz.OracleViolation | None:
+        settings = {"seed": 3, "max_examples": 300, "profile": "ci"}
+        return fuzz.fuzzer("baseline", scenario=scenario, **settings, **watch)()
+
+    found = campaign(progress=lambda *a: seen.append(a))
+    assert found is not None
+    assert [n for n, _ in seen] == list(range(1, len(seen) + 1))
+    failing = [f for _, f in seen]
+    assert failing[0] is False
+    assert failing[-1] is True
+    assert failing == sorted(failing)  # once one fails, the rest is shrinking
+    unwatched = campaign()
+    assert unwatched is not None
+    assert (unwatched.steps, unwatched.violation) == (found.steps, found.violation)
+
+
 def test_fuzz_campaign_picks_the_filesystem() -> None:
     # The policy's own, when it applies to some filesystems only ...
     assert fuzz.fuzzer("dax-break-layouts", seed=0).fs == "dax"
