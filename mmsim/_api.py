@@ -345,7 +345,17 @@ def check(
                 for t in m.tasks
                 if not t.done and t.wait is not None and not t.wait.idle
             ]
-            v = Violation(v.oracle, f"{v.message}; asleep: {', '.join(asleep)}", v.task)
+            if asleep:
+                message = f"{v.message}; asleep: {', '.join(asleep)}"
+            else:
+                # Nobody sleeps, yet no run ends: the tasks go round for ever.
+                going = [t.name for t in m.tasks if not t.done and not t.daemon]
+                verb = "never finishes" if len(going) == 1 else "never finish"
+                message = (
+                    "from here no run can finish: no task is asleep, but "
+                    f"{', '.join(going)} {verb} (a livelock)"
+                )
+            v = Violation(v.oracle, message, v.task)
             m.record(None, "violation", f"{v.oracle}: {v.message}")
         cex = CounterexampleFile(
             scenario=scenario,

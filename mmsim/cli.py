@@ -982,6 +982,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from mmsim._api import ReplayError
+    from mmsim.engine import StepFailed
     from mmsim.explorer import CheckpointError, Interrupted
     from mmsim.oracles import OracleError
     from mmsim.policy import PolicyError
@@ -1016,6 +1017,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ReplayError,
         WorkloadError,
         CheckpointError,
+        StepFailed,
         _BadInput,
     ) as exc:
         print(f"mmsim: error: {exc}", file=sys.stderr)

@@ -26,6 +26,7 @@ nothing while not tracing).
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import enum
 import functools
@@ -42,17 +43,21 @@ import attrs
 
 __all__ = [
     "KERNEL_FUNCTIONS",
+    "STEP_TIMEOUT",
     "KernelBug",
     "KernelFunction",
     "Machine",
     "Oracle",
     "Path",
+    "StepFailed",
+    "StepTimeout",
     "Task",
     "TraceRecord",
     "Violation",
     "Wait",
     "dead_locals",
     "kernel",
+    "watchdog",
     "yield_offset",
 ]
 
@@ -111,6 +116,114 @@ class KernelBug(Exception):
         super().__init__(f"kernel BUG at {where}: {condition}")
         self.where = where
         self.condition = condition
+
+
+class StepFailed(Exception):
+    """A step raised something other than a modelled ``BUG_ON()``, or never
+    returned: a bug in a policy's hook (or in the model), not in the modelled
+    kernel. It is no verdict, so the search stops; the message names the task,
+    the policy and hook (or mmsim's function), the exception and where."""
+
+
+class StepTimeout(StepFailed):
+    """A step ran for :data:`STEP_TIMEOUT` seconds without returning."""
+
+
+#: Seconds a step may run before the watchdog calls it hung. A step of the
+#: model takes microseconds; only a hook that never returns (a loop with no
+#: ``yield``) comes near this.
+STEP_TIMEOUT = 30.0
+
+
+class _Watch:
+    """The step running in this process (for the watchdog), and steps done."""
+
+    __slots__ = ("armed", "done", "task")
+
+    def __init__(self) -> None:
+        self.task: Task | None = None
+        self.done = 0
+        self.armed = False
+
+
+_WATCH = _Watch()
+
+
+def _failure(task: Task, what: str, frame: types.FrameType | None) -> str:
+    """What failed, for :class:`StepFailed`: the policy's hook whose frame is
+    innermost (a policy's ``self`` in it), else the innermost function; then
+    ``what`` it did, and the innermost file and line."""
+    from mmsim.policy import Policy
+
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    culprit = f"{frames[0].f_code.co_name}()" if frames else "a step"
+    for f in frames:
+        owner = f.f_locals.get("self")
+        if isinstance(owner, Policy):
+            name = owner.name or type(owner).__name__
+            culprit = f"policy {name!r}, hook {f.f_code.co_name}()"
+            break
+    place = f" at {frames[0].f_code.co_filename}:{frames[0].f_lineno}" if frames else ""
+    return f"{task.name}: {culprit} {what}{place}"
+
+
+def _raised(task: Task, exc: Exception) -> StepFailed:
+    what = f"raised {type(exc).__name__}: {exc}"
+    return StepFailed(_failure(task, what, _innermost(exc.__traceback__)))
+
+
+def _innermost(tb: types.TracebackType | None) -> types.FrameType | None:
+    frame = None
+    while tb is not None:
+        frame, tb = tb.tb_frame, tb.tb_next
+    return frame
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float | None = None) -> Iterator[None]:
+    """Fail a step that runs ``seconds`` (:data:`STEP_TIMEOUT`) without
+    returning with :class:`StepTimeout`, rather than hang for ever.
+
+    A SIGALRM interval timer checks, every ``seconds``, whether the step it saw
+    running last time is still running; the previous handler and timer are put
+    back at the end. Where signals cannot be used (not the main thread, as in a
+    Dask worker's threads, or no ``setitimer``), or a watchdog is already on,
+    it does nothing.
+    """
+    import signal
+    import threading
+
+    if (
+        _WATCH.armed
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+    interval = STEP_TIMEOUT if seconds is None else seconds
+    seen: list[Any] = [None, -1]
+
+    def tick(signum: int, frame: types.FrameType | None) -> None:
+        task = _WATCH.task
+        if task is not None and seen == [task, _WATCH.done]:
+            what = f"did not return within {interval:g}s"
+            raise StepTimeout(_failure(task, what, frame))
+        seen[:] = [task, _WATCH.done]
+
+    old_handler = signal.signal(signal.SIGALRM, tick)
+    old_timer = signal.setitimer(signal.ITIMER_REAL, interval, interval)
+    _WATCH.armed = True
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        if old_timer[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, *old_timer)
+        _WATCH.armed = False
 
 
 @attrs.define(slots=True, eq=False)
@@ -771,6 +884,7 @@ class Machine:
         task = self.tasks[tid]
         if self.replaying:
             # A prefix the search already judged: only the state must move on.
+            # (It ran before, so it returns: the watchdog need not look.)
             self.current = task
             task.wait = None
             task.pos = None
@@ -784,6 +898,7 @@ class Machine:
         assert not task.done, f"task {task.name} already finished"
         assert task.wait is None or task.wait.cond(), f"task {task.name} is asleep"
         self.current = task
+        _WATCH.task = task
         task.wait = None
         task.pos = None
         # The garbage collector may finalise another machine's suspended
@@ -804,7 +919,13 @@ class Machine:
             self.violations.append(
                 Violation("kernel-bug", str(bug), task.name, fatal=True)
             )
+        except StepFailed:
+            raise
+        except Exception as exc:
+            raise _raised(task, exc) from exc
         finally:
+            _WATCH.task = None
+            _WATCH.done += 1
             if self._profiler is not None:
                 self._profiler.stop()
             if collect:

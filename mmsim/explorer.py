@@ -88,6 +88,7 @@ from mmsim.engine import (
     Violation,
     _code_id,
     _instructions,
+    watchdog,
 )
 
 __all__ = [
@@ -367,6 +368,7 @@ class _Expander:
     #: be expanded for nothing.
     stop_on_first: bool = False
 
+    @watchdog()
     def __call__(
         self,
         nodes: list[_Node],
@@ -722,6 +724,7 @@ def explore(
     return _result(search, make, symmetry, dead_variables)
 
 
+@watchdog()
 def _explore(
     make: Callable[[], Machine],
     bounds: Bounds,

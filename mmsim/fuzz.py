@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from mmsim.engine import Machine, Violation
+from mmsim.engine import Machine, Violation, watchdog
 from mmsim.explorer import Bounds, Verdict, explore, settle
 from mmsim.machine import Kernel
 from mmsim.oracles import ALWAYS_ON, GRAPH_ORACLES, ORACLES, make_oracles
@@ -1064,6 +1064,7 @@ class Campaign:
     seed: int
     run: Callable[[], OracleViolation | None] = attrs.field(repr=False)
 
+    @watchdog()
     def __call__(self) -> OracleViolation | None:
         return self.run()
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import attrs
 
-from mmsim.engine import Machine
+from mmsim.engine import Machine, watchdog
 from mmsim.explorer import Counterexample, settle
 
 __all__ = ["PORTFOLIO", "STRATEGIES", "SampleResult", "pct_bound", "sample"]
@@ -200,6 +200,7 @@ def _run(
             return schedule, m, Counterexample(tuple(schedule), hit)
 
 
+@watchdog()
 def sample(
     make: Callable[[], Machine],
     strategy: str = "random",

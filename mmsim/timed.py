@@ -34,7 +34,7 @@ from typing import Any
 import attrs
 
 from mmsim.cost_model import COUNTER_PRICES, CostModel
-from mmsim.engine import Machine, Oracle, Wait
+from mmsim.engine import Machine, Oracle, Wait, watchdog
 from mmsim.machine import Kernel
 
 __all__ = ["TimedRun", "WorkloadHang", "run_timed"]
@@ -84,6 +84,7 @@ class TimedRun:
     events: dict[str, int]
 
 
+@watchdog()
 def run_timed(
     k: Kernel,
     cost: CostModel,

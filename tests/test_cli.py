@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from mmsim import engine
 from mmsim.cli import main
+from tests import misbehaving
 
 
 def test_check_race_b_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -472,6 +475,61 @@ def test_the_plain_status_line_is_rewritten_at_most_ten_times_a_second(
         now[0] += 0.04
     line.wipe()
     assert term.getvalue() == ("\rstep 0\x1b[K\rstep 3\x1b[K\r\x1b[K")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "dio/001"],
+        ["check", "dio/001", "--strategy", "random", "--seed", "1"],
+        ["fuzz", "--scenario", "dio/001", "--seed", "1"],
+    ],
+)
+def test_a_policy_whose_hook_raises_is_named_in_one_line(
+    argv: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    misbehaving.register(monkeypatch)
+    assert main([*argv, "--policy", "raises"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "mmsim: error: kswapd0: policy 'raises', hook try_to_release_page() "
+        "raised ZeroDivisionError: integer division or modulo by zero at "
+    )
+    hook = misbehaving.Raises.try_to_release_page
+    line = inspect.getsourcelines(hook)[1] + 1  # its body's one line
+    assert err.endswith(f"tests/misbehaving.py:{line}\n")
+    assert err.count("\n") == 1
+
+
+def test_a_policy_whose_hook_never_returns_is_stopped_and_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    misbehaving.register(monkeypatch)
+    monkeypatch.setattr(engine, "STEP_TIMEOUT", 0.2)
+    assert main(["check", "dio/001", "--policy", "spins"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "mmsim: error: kswapd0: policy 'spins', hook try_to_release_page() "
+        "did not return within 0.2s at "
+    )
+    assert err.count("\n") == 1
+
+
+def test_a_hook_that_goes_round_for_ever_is_a_livelock(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each step returns, so no watchdog fires: the search itself finds that
+    # no run can finish from the start, and says that nobody sleeps.
+    misbehaving.register(monkeypatch)
+    argv = ["check", "dio/001", "--policy", "goes-round", "--no-diagram"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert (
+        "unbounded-wait: from here no run can finish: no task is asleep, but "
+        "read(O_DIRECT) never finishes (a livelock)"
+    ) in out
 
 
 def test_a_sampler_never_says_never(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,17 @@ from typing import Any
 import pytest
 
 from mmsim._api import machine_factory
-from mmsim.engine import Machine, Path, Wait, canonical, dead_locals, yield_offset
+from mmsim.engine import (
+    Machine,
+    Path,
+    StepFailed,
+    StepTimeout,
+    Wait,
+    canonical,
+    dead_locals,
+    watchdog,
+    yield_offset,
+)
 
 
 class _Loop(Machine):
@@ -202,3 +212,73 @@ def test_a_discarded_kernel_leaves_no_cycle_for_the_collector() -> None:
         assert refs[0]() is not None  # without discard(), a cycle keeps it
     finally:
         gc.enable()
+
+
+class _Fails(Machine):
+    """One task: a step, then a step that raises (or spins, with ``spin``)."""
+
+    def __init__(self, spin: bool = False) -> None:
+        super().__init__()
+        self.spawn("t", "t", self._run(spin))
+
+    def _run(self, spin: bool) -> Path:
+        yield
+        while spin:
+            pass
+        raise KeyError("gone")
+
+    def state_snapshot(self) -> tuple[int, ...]:
+        return ()
+
+
+def test_a_step_that_raises_fails_naming_the_task_and_function() -> None:
+    m = _Fails()
+    m.step(0)
+    with pytest.raises(StepFailed, match=r"^t: _run\(\) raised KeyError: 'gone' at "):
+        m.step(0)
+
+
+def test_a_step_that_never_returns_is_stopped_by_the_watchdog() -> None:
+    m = _Fails(spin=True)
+    m.step(0)
+    late = r"^t: _run\(\) did not return within 0.1s"
+    with pytest.raises(StepTimeout, match=late), watchdog(0.1):
+        m.step(0)
+
+
+def test_the_watchdog_puts_back_the_handler_and_timer_it_found() -> None:
+    import signal
+
+    def mine(signum: int, frame: Any) -> None:
+        pass
+
+    old = signal.signal(signal.SIGALRM, mine)
+    signal.setitimer(signal.ITIMER_REAL, 100.0)
+    try:
+        with watchdog(5.0):
+            assert signal.getsignal(signal.SIGALRM) is not mine
+            with watchdog(1.0):  # one is on: the inner one does nothing
+                assert signal.getitimer(signal.ITIMER_REAL)[1] == 5.0
+        assert signal.getsignal(signal.SIGALRM) is mine
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_the_watchdog_does_nothing_off_the_main_thread() -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with watchdog(0.1):
+                pass
+        except BaseException as exc:  # signal.signal would raise ValueError
+            errors.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert errors == []
