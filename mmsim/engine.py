@@ -188,10 +188,11 @@ def watchdog(seconds: float | None = None) -> Iterator[None]:
     returning with :class:`StepTimeout`, rather than hang for ever.
 
     A SIGALRM interval timer checks, every ``seconds``, whether the step it saw
-    running last time is still running; the previous handler and timer are put
-    back at the end. Where signals cannot be used (not the main thread, as in a
-    Dask worker's threads, or no ``setitimer``), or a watchdog is already on,
-    it does nothing.
+    running last time is still running. It does nothing where signals cannot
+    be used (not the main thread, as in a Dask worker's threads, or no
+    ``setitimer``), when a watchdog is already on, or when SIGALRM is someone
+    else's (a handler installed, or an alarm pending: pytest-timeout's, say),
+    which it leaves alone.
     """
     import signal
     import threading
@@ -200,6 +201,8 @@ def watchdog(seconds: float | None = None) -> Iterator[None]:
         _WATCH.armed
         or not hasattr(signal, "setitimer")
         or threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None)
+        or signal.getitimer(signal.ITIMER_REAL)[0] > 0
     ):
         yield
         return
@@ -214,15 +217,13 @@ def watchdog(seconds: float | None = None) -> Iterator[None]:
         seen[:] = [task, _WATCH.done]
 
     old_handler = signal.signal(signal.SIGALRM, tick)
-    old_timer = signal.setitimer(signal.ITIMER_REAL, interval, interval)
+    signal.setitimer(signal.ITIMER_REAL, interval, interval)
     _WATCH.armed = True
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_handler)
-        if old_timer[0] > 0:
-            signal.setitimer(signal.ITIMER_REAL, *old_timer)
         _WATCH.armed = False
 
 

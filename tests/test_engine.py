@@ -246,7 +246,18 @@ def test_a_step_that_never_returns_is_stopped_by_the_watchdog() -> None:
         m.step(0)
 
 
-def test_the_watchdog_puts_back_the_handler_and_timer_it_found() -> None:
+def test_the_watchdog_is_off_again_after_its_work() -> None:
+    import signal
+
+    with watchdog(5.0):
+        assert signal.getitimer(signal.ITIMER_REAL)[1] == 5.0
+        with watchdog(1.0):  # one is on: the inner one does nothing
+            assert signal.getitimer(signal.ITIMER_REAL)[1] == 5.0
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_the_watchdog_leaves_a_sigalrm_in_use_alone() -> None:
     import signal
 
     def mine(signum: int, frame: Any) -> None:
@@ -256,11 +267,10 @@ def test_the_watchdog_puts_back_the_handler_and_timer_it_found() -> None:
     signal.setitimer(signal.ITIMER_REAL, 100.0)
     try:
         with watchdog(5.0):
-            assert signal.getsignal(signal.SIGALRM) is not mine
-            with watchdog(1.0):  # one is on: the inner one does nothing
-                assert signal.getitimer(signal.ITIMER_REAL)[1] == 5.0
+            assert signal.getsignal(signal.SIGALRM) is mine
+            assert signal.getitimer(signal.ITIMER_REAL)[1] == 0.0  # not ours
         assert signal.getsignal(signal.SIGALRM) is mine
-        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100.0
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
