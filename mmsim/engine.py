@@ -143,7 +143,9 @@ class _Watch:
     def __init__(self) -> None:
         self.task: Task | None = None
         self.done = 0
-        self.armed = False
+        #: The process whose watchdog is on (a forked child inherits this
+        #: object, not the timer), or 0.
+        self.armed = 0
 
 
 _WATCH = _Watch()
@@ -194,16 +196,24 @@ def watchdog(seconds: float | None = None) -> Iterator[None]:
     else's (a handler installed, or an alarm pending: pytest-timeout's, say),
     which it leaves alone.
     """
+    import os
     import signal
     import threading
 
     if (
-        _WATCH.armed
+        _WATCH.armed == os.getpid()
         or not hasattr(signal, "setitimer")
         or threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None)
-        or signal.getitimer(signal.ITIMER_REAL)[0] > 0
     ):
+        yield
+        return
+    # A process forked while a watchdog was on (a search's worker) inherits
+    # its handler, but not its timer: that handler is no one's.
+    handler = signal.getsignal(signal.SIGALRM)
+    ours = getattr(handler, "mmsim_watchdog", False)
+    if (handler not in (signal.SIG_DFL, None) and not ours) or signal.getitimer(
+        signal.ITIMER_REAL
+    )[0] > 0:
         yield
         return
     interval = STEP_TIMEOUT if seconds is None else seconds
@@ -211,20 +221,21 @@ def watchdog(seconds: float | None = None) -> Iterator[None]:
 
     def tick(signum: int, frame: types.FrameType | None) -> None:
         task = _WATCH.task
-        if task is not None and seen == [task, _WATCH.done]:
+        if task is not None and seen[0] is task and seen[1] == _WATCH.done:
             what = f"did not return within {interval:g}s"
             raise StepTimeout(_failure(task, what, frame))
         seen[:] = [task, _WATCH.done]
 
+    tick.mmsim_watchdog = True  # type: ignore[attr-defined]
     old_handler = signal.signal(signal.SIGALRM, tick)
     signal.setitimer(signal.ITIMER_REAL, interval, interval)
-    _WATCH.armed = True
+    _WATCH.armed = os.getpid()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_handler)
-        _WATCH.armed = False
+        _WATCH.armed = 0
 
 
 @attrs.define(slots=True, eq=False)

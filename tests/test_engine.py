@@ -276,6 +276,33 @@ def test_the_watchdog_leaves_a_sigalrm_in_use_alone() -> None:
         signal.signal(signal.SIGALRM, old)
 
 
+def _spin_under_a_watchdog() -> None:
+    m = _Fails(spin=True)
+    m.step(0)
+    with watchdog(0.1):
+        m.step(0)
+
+
+def test_the_watchdog_runs_in_a_process_forked_while_one_is_on() -> None:
+    # A search's workers are forked from the searching process, whose
+    # watchdog handler they inherit without its timer: theirs must still run.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        with watchdog(5.0):
+            spinning = pool.submit(_spin_under_a_watchdog)  # forks the worker
+        failed = spinning.exception(timeout=60)
+    finally:
+        # Should its watchdog not fire, the worker spins: end it, not the tests.
+        for worker in list(pool._processes.values()):
+            worker.terminate()
+        pool.shutdown()
+    assert isinstance(failed, StepTimeout)
+    assert "did not return within 0.1s" in str(failed)
+
+
 def test_the_watchdog_does_nothing_off_the_main_thread() -> None:
     import threading
 
