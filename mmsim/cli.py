@@ -620,15 +620,18 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             print()
             print(render(_run(traced, list(cex.schedule), at_end=cex.at_end)), end="")
     if args.json is not None:
+        cell: dict[str, Any] = {
+            "scenario": args.scenario,
+            "params": params,
+            "policy": args.policy,
+            "fs": fs,
+            "oracles": list(ids),
+        }
         found = None
         if cex is not None:
             v = cex.violation
             found = CounterexampleFile(
-                scenario=args.scenario,
-                params=params,
-                policy=args.policy,
-                fs=fs,
-                oracles=list(ids),
+                **cell,
                 steps=_steps(make, list(cex.schedule)),
                 violation=ViolationRecord(
                     oracle=v.oracle, message=v.message, task=v.task
@@ -636,11 +639,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 at_end=cex.at_end,
             )
         report = SampleReport(
-            scenario=args.scenario,
-            params=params,
-            policy=args.policy,
-            fs=fs,
-            oracles=list(ids),
+            **cell,
             strategy=args.strategy,
             seed=seed,
             max_runs=runs,

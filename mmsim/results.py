@@ -135,14 +135,19 @@ class OracleVerdict(_Model):
     regression: bool = False
 
 
-class CheckResult(_Model):
-    """The verdict on one (scenario, policy, filesystem) cell."""
+class _Cell(_Model):
+    """A (scenario, policy, filesystem) cell, judged by some oracles."""
 
     scenario: str
     params: dict[str, int] = Field(default_factory=dict)
     policy: str
     fs: str
     oracles: list[str]
+
+
+class CheckResult(_Cell):
+    """The verdict on one (scenario, policy, filesystem) cell."""
+
     verdict: Literal["Never", "Sometimes", "Always", "Unknown"]
     stats: SearchStatistics
     per_oracle: list[OracleVerdict]
@@ -157,7 +162,7 @@ class CheckResult(_Model):
         return self.counterexample is not None
 
 
-class SampleReport(_Model):
+class SampleReport(_Cell):
     """What a sampler did on one cell: ``mmsim check --strategy S --json``.
 
     A sampler can find a violation (Sometimes), never prove there is none
@@ -165,11 +170,6 @@ class SampleReport(_Model):
     one was found, replays with ``mmsim replay`` (which takes this whole file).
     """
 
-    scenario: str
-    params: dict[str, int] = Field(default_factory=dict)
-    policy: str
-    fs: str
-    oracles: list[str]
     strategy: Literal["random", "pct", "swarm", "portfolio"]
     seed: int
     max_runs: int
