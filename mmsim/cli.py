@@ -867,11 +867,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             )
             return 130
         except OSError as exc:
-            # Writing the report failed (a full disk): write_report has taken
-            # its temporary files away, so the report there is the old one.
+            # Writing the report failed (a full disk), or something before it:
+            # write_report takes its temporary files away, so either way the
+            # report there is the old one.
             raise _BadInput(
-                f"{exc.filename or args.out}: cannot write the report "
-                f"({exc.strerror or exc}); the report under {args.out} is unchanged"
+                f"{exc.filename or args.out}: {exc.strerror or exc}; nothing was "
+                f"written (the report under {args.out} is unchanged)"
             ) from None
         finally:
             if pool is not None:

@@ -422,6 +422,22 @@ def test_a_json_that_cannot_be_written_is_one_line_and_the_old_one_stays(
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
 
+def test_a_report_that_cannot_be_written_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmsim import report
+
+    def full(out: Path, **kwargs: object) -> list[Path]:
+        raise OSError(28, "No space left on device", str(out / "index.html"))
+
+    monkeypatch.setattr(report, "compare", full)
+    assert main(["compare", "--out", str(tmp_path), "--jobs", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"mmsim: error: {tmp_path / 'index.html'}: No space left on device; "
+        f"nothing was written (the report under {tmp_path} is unchanged)\n"
+    )
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
