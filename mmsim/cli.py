@@ -9,6 +9,7 @@ the reader of its output went away.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -572,16 +573,34 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     make, fs, ids = machine_factory(
         args.scenario, args.policy, fs=args.fs, oracles=args.oracle, params=params
     )
-    with _sampling_progress(runs) as progress:
-        res = sample(
-            make,
-            args.strategy,
-            seed=seed,
-            max_runs=runs,
-            max_steps=args.max_steps,
-            depth=depth,
-            progress=progress,
+    made = [0, 0]  # runs and steps so far, for an interrupt's message
+    res = None
+    with _sampling_progress(runs) as status:
+
+        def progress(done: int, steps: int) -> None:
+            made[:] = [done, steps]
+            if status is not None:
+                status(done, steps)
+
+        # An interrupt is told below, once the status line is wiped.
+        with contextlib.suppress(KeyboardInterrupt):
+            res = sample(
+                make,
+                args.strategy,
+                seed=seed,
+                max_runs=runs,
+                max_steps=args.max_steps,
+                depth=depth,
+                progress=progress,
+            )
+    if res is None:
+        print(
+            f"mmsim: interrupted after {made[0]:,} runs ({made[1]:,} steps) "
+            f"of {args.strategy} sampling from seed {seed}, no violation "
+            "found in them; nothing was written",
+            file=sys.stderr,
         )
+        return 130
     name = args.scenario + (
         "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]"
         if params

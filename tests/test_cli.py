@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -435,6 +436,32 @@ def test_a_report_that_cannot_be_written_is_one_line(
     assert capsys.readouterr().err == (
         f"mmsim: error: {tmp_path / 'index.html'}: No space left on device; "
         f"nothing was written (the report under {tmp_path} is unchanged)\n"
+    )
+
+
+def test_an_interrupted_sampler_says_how_far_it_got(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmsim import sampling
+
+    real = sampling._run
+    runs = 0
+
+    def interrupt_the_sixth(*args: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        if runs == 6:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(sampling, "_run", interrupt_the_sixth)
+    argv = ["check", "dio/001", "--policy", "defer-release", "--strategy", "swarm"]
+    assert main([*argv, "--seed", "4"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("mmsim: interrupted after 5 runs (")
+    assert err.endswith(
+        " steps) of swarm sampling from seed 4, no violation found in them; "
+        "nothing was written\n"
     )
 
 
