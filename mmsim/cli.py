@@ -561,10 +561,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     """``check --strategy random|pct|swarm|portfolio``: sample runs until a violation."""
     import random
 
-    from mmsim._api import _steps, machine_factory
+    from mmsim._api import _command, _steps, machine_factory
     from mmsim.diagram import render
+    from mmsim.explorer import Bounds
     from mmsim.results import CounterexampleFile, SampleReport, ViolationRecord
     from mmsim.sampling import sample
+    from mmsim.scenarios import get_scenario
 
     seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(32)
     runs = args.runs if args.runs is not None else _RUNS
@@ -607,15 +609,22 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         else ""
     )
     print(f"{name} under {args.policy} on {fs}: {args.strategy} sampling, seed {seed}")
-    # Everything the runs depend on: the same command makes the same runs.
-    cmd = ["mmsim", "check", args.scenario, "--policy", args.policy, "--fs", fs]
-    for key, value in sorted(params.items()):
-        cmd += ["--param", f"{key}={value}"]
-    for oracle in args.oracle or []:
-        cmd += ["--oracle", oracle]
-    if args.max_steps != _MAX_STEPS:
-        cmd += ["--max-steps", str(args.max_steps)]
-    cmd += ["--strategy", args.strategy, "--seed", str(seed), "--runs", str(runs)]
+    # Everything the runs depend on (the oracles, a run's most steps too): the
+    # same command makes the same runs.
+    same = _command(
+        args.scenario,
+        params,
+        args.policy,
+        fs,
+        ids,
+        list(get_scenario(args.scenario, params).oracles),
+        Bounds(max_steps=args.max_steps),
+        symmetry=True,
+        dead_variables=True,
+        stop_on_first=False,
+    )
+    cmd = [*shlex.split(same), "--strategy", args.strategy, "--seed", str(seed)]
+    cmd += ["--runs", str(runs)]
     if args.strategy == "pct":
         cmd += ["--pct-depth", str(depth)]
     cex = res.counterexample
