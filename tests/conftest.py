@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 from mmsim.fuzz import register_profiles
@@ -52,3 +53,17 @@ def cached_check(scenario: str, policy: str = "baseline", fs: str = "") -> objec
     if cell not in _CELLS:
         _CELLS[cell] = check(scenario, policy, fs=cell[2])
     return _CELLS[cell]
+
+
+@pytest.fixture
+def _sigalrm_free() -> None:
+    import signal
+
+    if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None):
+        pytest.skip("SIGALRM is in use (pytest-timeout?): mmsim's watchdog stands by")
+
+
+#: For the tests of mmsim's step watchdog, which leaves a SIGALRM that is
+#: someone else's (pytest-timeout's signal method, say) alone: checked when
+#: the test runs, as such a handler is installed per test.
+needs_sigalrm = pytest.mark.usefixtures("_sigalrm_free")

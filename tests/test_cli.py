@@ -18,6 +18,7 @@ import pytest
 from mmsim import engine
 from mmsim.cli import main
 from tests import misbehaving
+from tests.conftest import needs_sigalrm
 
 
 def test_check_race_b_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -546,6 +547,7 @@ def test_a_policy_whose_hook_raises_is_named_in_one_line(
     assert err.count("\n") == 1
 
 
+@needs_sigalrm
 def test_a_policy_whose_hook_never_returns_is_stopped_and_named(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,6 +24,7 @@ from mmsim.engine import (
     watchdog,
     yield_offset,
 )
+from tests.conftest import needs_sigalrm
 
 
 class _Loop(Machine):
@@ -238,6 +239,7 @@ def test_a_step_that_raises_fails_naming_the_task_and_function() -> None:
         m.step(0)
 
 
+@needs_sigalrm
 def test_a_step_that_never_returns_is_stopped_by_the_watchdog() -> None:
     m = _Fails(spin=True)
     m.step(0)
@@ -246,6 +248,7 @@ def test_a_step_that_never_returns_is_stopped_by_the_watchdog() -> None:
         m.step(0)
 
 
+@needs_sigalrm
 def test_the_watchdog_is_off_again_after_its_work() -> None:
     import signal
 
@@ -283,6 +286,7 @@ def _spin_under_a_watchdog() -> None:
         m.step(0)
 
 
+@needs_sigalrm
 def test_the_watchdog_runs_in_a_process_forked_while_one_is_on() -> None:
     # A search's workers are forked from the searching process, whose
     # watchdog handler they inherit without its timer: theirs must still run.
