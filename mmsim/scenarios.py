@@ -480,6 +480,11 @@ def get_scenario(name: str, params: dict[str, int] | None = None) -> ScenarioSpe
                 f"scenario {name} has no parameter {key!r} "
                 f"(it has: {', '.join(known_params)})"
             )
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ScenarioError(
+                f"scenario {name}: parameter {key} must be a whole number, "
+                f"not {value!r}"
+            )
         if not 1 <= value <= MAX_PARAM:
             raise ScenarioError(
                 f"scenario {name}: parameter {key} must be from 1 to {MAX_PARAM}, "

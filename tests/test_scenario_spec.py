@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 import mmsim
 from mmsim.cli import main
+from mmsim.scenarios import ScenarioError
 
 EXAMPLE = (
     Path(__file__).resolve().parent.parent / "examples" / "scenarios" / "race-b.toml"
@@ -68,3 +70,19 @@ def test_malformed_scenario_file(
 def test_missing_scenario_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "nowhere/scenario.toml"]) == 2
     assert "nowhere/scenario.toml: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"readers": "2"}, "parameter readers must be a whole number, not '2'"),
+        ({"readers": True}, "parameter readers must be a whole number, not True"),
+        ({"readers": 0}, "parameter readers must be from 1 to 8, not 0"),
+        ({"nope": 2}, "has no parameter 'nope'"),
+    ],
+)
+def test_bad_parameters_from_python_are_named(
+    params: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        mmsim.check("dio/001", params=params)  # type: ignore[arg-type]
