@@ -12,7 +12,7 @@ import attrs
 
 from mmsim.engine import _CACHE_SIZE, Machine, Violation
 from mmsim.explorer import Bounds, SearchStats, explore, settle
-from mmsim.machine import Kernel
+from mmsim.machine import EVENTS, Kernel
 from mmsim.oracles import ALWAYS_ON, GRAPH_ORACLES, ORACLES, make_oracles
 from mmsim.policy import Policy, PolicyError, load_policy
 from mmsim.results import (
@@ -124,6 +124,19 @@ def machine_factory(
         tracing,
     )
     return make, chosen, ids
+
+
+def _check_goals(goals: list[str], policy: str) -> None:
+    """A goal names an event the model or the policy emits: a misspelt one
+    would read as never reached, and flag a sound verdict as vacuous."""
+    known = set(EVENTS).union(*(p.events for p in load_policy(policy)))
+    for goal in goals:
+        if goal not in known:
+            raise ScenarioError(
+                f"unknown goal {goal!r}: no tracepoint or /proc/vmstat counter of "
+                f"the kernel model or of policy {policy!r} has that name (they "
+                "are listed by mmsim list --events)"
+            )
 
 
 def _check_applies(name: str, policies: tuple[Policy, ...], fs: str) -> None:
@@ -284,6 +297,9 @@ def check(
     make, fs, ids = machine_factory(
         scenario, policy, fs=fs, oracles=oracles, params=params
     )
+    sc = get_scenario(scenario, params)
+    wanted = list(dict.fromkeys([*sc.goals, *(goals or [])]))
+    _check_goals(wanted, policy)
     bounds = Bounds(
         max_steps=max_steps,
         preemption_bound=preemption_bound,
@@ -371,8 +387,6 @@ def check(
             from mmsim.diagram import render
 
             picture = render(m)
-    sc = get_scenario(scenario, params)
-    wanted = list(dict.fromkeys([*sc.goals, *(goals or [])]))
     coverage = Coverage(
         unreached=[str(u) for u in result.unreached],
         goals={g: g in result.events for g in wanted},

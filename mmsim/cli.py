@@ -205,6 +205,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every modelled kernel function: kernel file, version, mmsim module",
     )
+    lst.add_argument(
+        "--events",
+        action="store_true",
+        help="every tracepoint and /proc/vmstat counter a --goal may name",
+    )
 
     cst = sub.add_parser("cost", help="run a cost workload on the timed clock")
     cst.add_argument("workload", help="a workload id, e.g. db-dio")
@@ -736,7 +741,18 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return 0
 
     from mmsim.oracles import ORACLES
-    from mmsim.policy import load_entry, policy_names
+    from mmsim.policy import load_entry, load_policy, policy_names
+
+    if args.events:
+        from mmsim.machine import EVENTS
+
+        events = {(name, "the kernel model", what) for name, what in EVENTS.items()}
+        for name in policy_names():
+            for p in load_policy(name):
+                events.update((e, f"policy {name}", "") for e in p.events)
+        print(tabulate(sorted(events), headers=["event", "emitted by", "what"]))
+        return 0
+
     from mmsim.scenario_spec import FILESYSTEMS
     from mmsim.scenarios import PARAMETERS, SCENARIOS
 

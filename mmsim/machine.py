@@ -16,7 +16,54 @@ from mmsim.fs import AddressSpaceOperations
 from mmsim.mm_types import AddressSpace, BufferHead, Disk, Inode, Page, Pte, Vma
 from mmsim.policy import Ops, Policy, build_ops
 
-__all__ = ["Kernel"]
+__all__ = ["EVENTS", "Kernel"]
+
+#: Every event the kernel model emits, by name: its tracepoints
+#: (``k.tracepoint``, named as the kernel's own where it has one) and its
+#: ``/proc/vmstat`` counters (``k.count``, the kernel's names; mmsim's own say
+#: so). A reachability goal names one of these, or one a policy declares in
+#: :attr:`~mmsim.policy.Policy.events`.
+EVENTS: dict[str, str] = {
+    # tracepoints
+    "block_alloc": "a filesystem allocated a block (mmsim's)",
+    "block_rq_complete": "a block request completed (include/trace/events/block.h)",
+    "block_write": "data reached a disk or pmem block (mmsim's)",
+    "fsync_done": "vfs_fsync returned (mmsim's)",
+    "gup_refused": "GUP refused a page (a fix's check said no)",
+    "iomap_hole_skipped": "iomap writeback skipped a page over a hole",
+    "page_cleaned": "clear_page_dirty_for_io cleaned a page",
+    "page_freed_pinned": "a page was freed while GUP still held it",
+    "page_ref_add": "a program took plain references to a page",
+    "page_store": "a CPU store reached a page",
+    "pageout_orphaned": "kswapd met a dirty page its file no longer holds",
+    "punch_hole": "a hole was punched in a file",
+    "rdma_read_complete": "a NIC's RDMA read into a pinned page completed",
+    "rdma_write": "a peer's RDMA write reached a registered page",
+    "request_refused": "a request was refused (a fix's regression outcome)",
+    "sleep_in_atomic": "a task slept where it may not (___might_sleep)",
+    "truncate": "a file was truncated",
+    "warn": "a WARN_ON() fired",
+    "wbc_writepage": "writeback wrote a page (include/trace/events/writeback.h)",
+    "writeback_dirty_page": "a page was dirtied (include/trace/events/writeback.h)",
+    "writeback_unreserved": "writeback met a page with no block reserved",
+    # /proc/vmstat counters
+    "mmsim_efault": "a program's request failed with EFAULT (mmsim's)",
+    "mmsim_enospc": "a program's request failed with ENOSPC (mmsim's)",
+    "nr_block_alloc": "filesystem block allocations (mmsim's)",
+    "nr_dirtied": "clean-to-dirty page transitions",
+    "nr_dirty": "pages dirty now",
+    "nr_foll_pin_acquired": "FOLL_PIN pins taken",
+    "nr_foll_pin_released": "FOLL_PIN pins released",
+    "nr_gup_refs": "FOLL_GET references GUP gave out (mmsim's)",
+    "nr_redirtied": "pages dirtied again during writeback",
+    "nr_writeback": "pages under writeback now",
+    "nr_written": "writeback I/Os completed",
+    "page_ref_mod": "page refcount changes (include/trace/events/page_ref.h)",
+    "pgfault": "page faults",
+    "pgpageout": "dirty pages kswapd wrote itself",
+    "pgscan_kswapd": "pages kswapd scanned",
+    "pgsteal_kswapd": "pages kswapd reclaimed",
+}
 
 
 class Kernel(Machine):

@@ -127,6 +127,10 @@ class Policy:
     filesystems_why: ClassVar[str] = ""
     #: What maintainers objected to, each with the figure that tests it.
     objections: ClassVar[tuple[Objection, ...]] = ()
+    #: The tracepoints and counters the policy's own hooks emit, beyond the
+    #: kernel model's (:data:`mmsim.machine.EVENTS`): a reachability goal may
+    #: name them.
+    events: ClassVar[tuple[str, ...]] = ()
 
     #: Machine-wide constant: the fingerprint ignores the policy object.
     snapshot_tag: ClassVar[int] = 0

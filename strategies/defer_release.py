@@ -43,6 +43,7 @@ class DeferRelease(GupCounting):
     link = "https://lore.kernel.org/linux-mm/CAPcyv4grBxGs0cnFVyRx29t0xhG5EBTy_nP=qhsVh5=8nusNsw@mail.gmail.com/"
     kernel_version = "v4.15 + proposal"
     count_key = KEY
+    events = ("release_deferred",)
     objections = (
         Objection(
             who="Jan Kara, 4 Jan 2018",

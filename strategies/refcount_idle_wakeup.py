@@ -51,6 +51,7 @@ class RefcountIdleWakeup(Policy):
     status = "proposed (Dan Williams, Jan 2018); DAX half merged v4.17"
     link = "https://lore.kernel.org/linux-mm/CAPcyv4grBxGs0cnFVyRx29t0xhG5EBTy_nP=qhsVh5=8nusNsw@mail.gmail.com/"
     kernel_version = "v4.15 + proposal"
+    events = ("page_idle_wakeups",)
     filesystems = ("ext4", "iomap", "cow")
     filesystems_why = (
         "on fs-dax the idle wait is dax-break-layouts, which exists; this is its "

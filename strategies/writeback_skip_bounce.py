@@ -55,6 +55,7 @@ class WritebackSkipBounce(Policy):
     status = "rejected (RFC Feb 2023; 1/5 merged)"
     link = "https://lore.kernel.org/r/20230209121046.25360-1-jack@suse.cz"
     kernel_version = "v6.2 + RFC"
+    events = ("nr_bounce", "nr_pinned_skipped")
 
     def clear_page_dirty_for_io(
         self, nxt: Any, k: Kernel, page: Page, wbc: WritebackControl | None

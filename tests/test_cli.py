@@ -128,6 +128,12 @@ def test_json_replays_to_the_same_violation(
             "--json /etc/passwd/x.json: /etc/passwd is not a directory",
         ),
         (["compare", "--out", "/etc/passwd"], "--out /etc/passwd: it is not a"),
+        # A misspelt goal would read as never reached, the verdict as vacuous.
+        (["check", "dio/001", "--goal", "pgscan_kswpd"], "unknown goal 'pgscan_kswpd'"),
+        (
+            ["check", "dio/001", "--goal", "release_deferred"],
+            "of policy 'baseline' has that name",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -196,6 +202,19 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
         "deadlock",
     ):
         assert word in out
+
+
+def test_list_events_names_what_a_goal_may_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["list", "--events"]) == 0
+    out = capsys.readouterr().out
+    assert "pgscan_kswapd         the kernel model" in out
+    assert "release_deferred      policy defer-release" in out
+    # ... and the goal a policy declares is one for that policy.
+    argv = ["check", "dio/001", "--policy", "defer-release", "--no-diagram"]
+    assert main([*argv, "--goal", "release_deferred"]) == 0
+    assert "goal release_deferred: reached" in capsys.readouterr().out
 
 
 def test_console_script_runs_as_a_module() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+import re
 from typing import Any
 
 import attrs
@@ -11,7 +13,8 @@ from mmsim._api import MachineFactory, machine_factory
 from mmsim.bio import bio_alloc, bio_put
 from mmsim.engine import Path
 from mmsim.explorer import explore
-from mmsim.machine import Kernel
+from mmsim.machine import EVENTS, Kernel
+from mmsim.policy import builtin_policy_names, load_policy
 
 
 def _nothing() -> Path:
@@ -101,3 +104,33 @@ def test_leaving_finished_slots_out_changes_no_verdict(
     assert _verdicts(on) == _verdicts(off)
     assert on.leaves == off.leaves
     assert on.stats.states < off.stats.states
+
+
+# -- the events a reachability goal may name -------------------------------------------
+
+_EMITS = re.compile(r"\.(?:tracepoint|count)\(\s*\"([a-z_0-9]+)\"")
+_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _emitted(package: str) -> set[str]:
+    """The event names a package's sources emit (every call names its event
+    with a literal, so reading the sources finds them all)."""
+    return {
+        name
+        for source in (_ROOT / package).rglob("*.py")
+        for name in _EMITS.findall(source.read_text())
+    }
+
+
+def test_every_event_the_model_emits_is_listed_and_every_listed_one_emitted() -> None:
+    assert _emitted("mmsim") == set(EVENTS)
+
+
+def test_the_builtin_policies_declare_the_events_they_add() -> None:
+    declared = {
+        e
+        for name in builtin_policy_names()
+        for p in load_policy(name)
+        for e in p.events
+    }
+    assert _emitted("strategies") - set(EVENTS) == declared
