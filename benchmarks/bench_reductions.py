@@ -70,10 +70,10 @@ def _graph(readers: int) -> tuple[_Edges, int, set[int], float]:
     g = search.graph
     edges: _Edges = {
         node: {
-            tid: (child, frozenset(v.oracle for v in found))
-            for tid, child, found in out
+            tid: (child, frozenset(v.oracle for v in g.violations(node, tid, child)))
+            for tid, child, _ in g.out(node)
         }
-        for node, out in g.edges.items()
+        for node in g.edges
     }
     return edges, g.root, set(g.ends), seconds
 

@@ -70,6 +70,7 @@ import marshal
 import os
 import pickle
 import signal
+import struct
 import sys
 import threading
 import time
@@ -330,7 +331,6 @@ class _Child(NamedTuple):
 class _Expansion:
     """A node's children, and whether the preemption bound cut any."""
 
-    node: int
     children: tuple[_Child, ...]
     cut: bool
 
@@ -386,7 +386,7 @@ class _Expander:
         out = []
         live: list[tuple[Machine | None, ...]] = []
         bounded = self.preemption_bound is not None
-        for i, (key, schedule, last, preemptions) in enumerate(nodes):
+        for i, (_, schedule, last, preemptions) in enumerate(nodes):
             held = machines[i] if machines is not None else None
             if held is None:
                 m = self._replay(schedule)
@@ -476,7 +476,7 @@ class _Expander:
                     break
             if fresh:
                 m.discard()  # every child was cut by the preemption bound
-            out.append(_Expansion(key, tuple(children), cut))
+            out.append(_Expansion(tuple(children), cut))
             live.append(tuple(kept))
             if (
                 self.stop_on_first
@@ -558,16 +558,28 @@ _DESCRIBED: dict[types.CodeType, _Code] = {}
 # -- the search -------------------------------------------------------------------
 
 
+#: One stored edge: the canonical place of the task that ran (a byte, as in a
+#: schedule), the child's fingerprint, and the index + 1 of the symmetry map
+#: it applied (0: none). Thirteen bytes where a tuple of three ints and its
+#: list slot took about 130: the graph is most of a search's memory, and a
+#: verdict reads it once, at the end.
+_EDGE = struct.Struct("<BQI")
+
+
 @attrs.define
 class _Graph:
     """The explored state graph (nodes are fingerprints): what the verdicts are
     computed from. Edges are labelled by the canonical place of the task that
-    ran; ``smaps`` holds, for the edges where symmetry moved tasks, where each
-    place went."""
+    ran, and packed (:data:`_EDGE`, read back by :meth:`out`); ``perms`` holds
+    the maps of the edges where symmetry moved tasks (where each place went),
+    each distinct map once."""
 
     root: int
-    edges: dict[int, list[tuple[int, int, tuple[Violation, ...]]]] = attrs.Factory(dict)
-    smaps: dict[tuple[int, int, int], tuple[int, ...]] = attrs.Factory(dict)
+    #: Each expanded node's out-edges, packed records of :data:`_EDGE`.
+    edges: dict[int, bytes] = attrs.Factory(dict)
+    #: The violations found on the edges that found any: (node, place, child).
+    found: dict[tuple[int, int, int], tuple[Violation, ...]] = attrs.Factory(dict)
+    perms: list[tuple[int, ...]] = attrs.Factory(list)
     #: Nodes where a run ended, with the violations found as it ended.
     ends: dict[int, tuple[Violation, ...]] = attrs.Factory(dict)
     oracle_ids: list[str] = attrs.Factory(list)
@@ -576,6 +588,38 @@ class _Graph:
     pin_waits: dict[int, tuple[tuple[int, bool], ...]] = attrs.Factory(dict)
     #: Task names by id, for messages.
     names: list[str] = attrs.Factory(list)
+    _perm_index: dict[tuple[int, ...], int] = attrs.Factory(dict)
+
+    def add_edge(
+        self,
+        node: int,
+        place: int,
+        child: int,
+        found: tuple[Violation, ...],
+        smap: tuple[int, ...] | None,
+    ) -> None:
+        """Store the edge ``node --place--> child``."""
+        perm = 0
+        if smap is not None:
+            perm = self._perm_index.get(smap, 0)
+            if not perm:
+                self.perms.append(smap)
+                perm = self._perm_index[smap] = len(self.perms)
+        if found:
+            self.found[(node, place, child)] = found
+        self.edges[node] = self.edges.get(node, b"") + _EDGE.pack(place, child, perm)
+
+    def out(self, node: int) -> Iterator[tuple[int, int, int]]:
+        """``node``'s out-edges: (place, child, symmetry map index + 1 or 0)."""
+        return _EDGE.iter_unpack(self.edges.get(node, b""))
+
+    def violations(self, node: int, place: int, child: int) -> tuple[Violation, ...]:
+        """What the edge ``node --place--> child`` found (mostly nothing)."""
+        return self.found.get((node, place, child), ())
+
+    def smap(self, perm: int) -> tuple[int, ...] | None:
+        """The symmetry map an edge's record names (None: no place moved)."""
+        return self.perms[perm - 1] if perm else None
 
 
 class CheckpointError(ValueError):
@@ -592,7 +636,7 @@ class Interrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
-_CHECKPOINT_FORMAT = "mmsim-search/3"
+_CHECKPOINT_FORMAT = "mmsim-search/4"
 
 
 @attrs.define
@@ -916,17 +960,16 @@ def _merge(
         search.events |= batch.events
         # A batch stopped at its first violation holds fewer expansions than nodes;
         # the merge stops at that violation too.
-        for n, ((_, schedule, _, _), exp) in enumerate(
+        for n, ((node, schedule, _, _), exp) in enumerate(
             zip(nodes, batch.expansions, strict=False)
         ):
             if exp.cut:
                 cut(f"preemption_bound={search.preemption_bound}")
-            out = graph.edges.setdefault(exp.node, [])
             for c, ch in enumerate(exp.children):
                 stats.transitions += 1
-                out.append((ch.place, ch.key, ch.found))
-                if ch.smap is not None:
-                    graph.smaps[(exp.node, ch.place, ch.key)] = ch.smap
+                # The node's own key, not the batch's copy: a worker's batch
+                # arrives unpickled, and one int object per node is enough.
+                graph.add_edge(node, ch.place, ch.key, ch.found, ch.smap)
                 if ch.found and stop_on_first:
                     graph.ends.setdefault(ch.key, ())
                     cut("stopped at the first violation")
@@ -1116,9 +1159,10 @@ def _shortest_paths(
     queue: deque[int] = deque([graph.root])
     while queue:
         node = queue.popleft()
-        for place, child, found in graph.edges.get(node, ()):
+        for place, child, _ in graph.out(node):
             if child in parent or (
-                skip is not None and any(v.oracle == skip for v in found)
+                skip is not None
+                and any(v.oracle == skip for v in graph.violations(node, place, child))
             ):
                 continue
             parent[child] = (node, place)
@@ -1146,7 +1190,7 @@ def _result(
     ids = list(graph.oracle_ids)
     for vs in [
         *graph.ends.values(),
-        *(f for es in graph.edges.values() for _, _, f in es),
+        *graph.found.values(),
     ]:
         ids += [v.oracle for v in vs if v.oracle not in ids]
 
@@ -1160,20 +1204,15 @@ def _result(
     for oid in ids:
         best: tuple[int, int, Counterexample] | None = None
         count = 0
-        for node, out in graph.edges.items():
-            if node not in parent:
+        for (node, place, _), found in graph.found.items():
+            hit = next((v for v in found if v.oracle == oid), None)
+            if hit is None or node not in parent:
                 continue
-            for place, _, found in out:
-                if not found:  # most edges violate nothing
-                    continue
-                hit = next((v for v in found if v.oracle == oid), None)
-                if hit is None:
-                    continue
-                count += 1
-                path = (*_path(parent, node), place)
-                cand = (len(path), order[node], Counterexample(path, hit))
-                if best is None or cand[:2] < best[:2]:
-                    best = cand
+            count += 1
+            path = (*_path(parent, node), place)
+            cand = (len(path), order[node], Counterexample(path, hit))
+            if best is None or cand[:2] < best[:2]:
+                best = cand
         for node, found in graph.ends.items():
             if not found:
                 continue
@@ -1269,8 +1308,8 @@ def _unbounded_wait(
     if not stats.complete:
         return OracleResult(UNBOUNDED_WAIT, Verdict.UNKNOWN, 0, None)
     back: dict[int, list[int]] = {}
-    for node, out in graph.edges.items():
-        for _, child, _ in out:
+    for node in graph.edges:
+        for _, child, _ in graph.out(node):
             back.setdefault(child, []).append(node)
     can_end = set(graph.ends)
     queue: deque[int] = deque(graph.ends)
@@ -1312,7 +1351,7 @@ def _starvation(
     Jan Kara's "repeated short pins" denial of service.
 
     Under symmetry T is followed by its canonical place, which an edge may move
-    (``graph.smaps``): the cycles are sought over (state, place) pairs.
+    (``graph.perms``): the cycles are sought over (state, place) pairs.
 
     A cycle found is a real infinite run, so a cut search can report one; only a
     complete search can say Never.
@@ -1325,10 +1364,10 @@ def _starvation(
     succ: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for node, place in waiting:
         nxt = []
-        for ran, child, _ in graph.edges.get(node, ()):
+        for ran, child, perm in graph.out(node):
             if ran == place:
                 continue
-            smap = graph.smaps.get((node, ran, child))
+            smap = graph.smap(perm)
             moved = (child, smap[place] if smap is not None else place)
             if moved in waiting:
                 nxt.append(moved)
