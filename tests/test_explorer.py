@@ -295,6 +295,28 @@ def test_a_checkpoint_of_another_search_is_refused(tmp_path: Path) -> None:
         explore(ToyFactory(prog, 2, 0), resume=path)
 
 
+def test_the_graph_reads_back_every_edge_it_stored() -> None:
+    from mmsim.engine import Violation
+    from mmsim.explorer import _Graph
+
+    g = _Graph(root=1)
+    bad = (Violation("lost-write", "the write was lost", "task 0"),)
+    big = 2**64 - 1  # a fingerprint is 64 bits, unsigned
+    g.add_edge(1, 0, big, (), None)
+    g.add_edge(1, 2, 7, bad, (1, 0, 2))
+    g.add_edge(7, 255, 1, (), (1, 0, 2))
+    g.add_edge(7, 1, 3, (), (0, 2, 1))
+    assert list(g.out(1)) == [(0, big, 0), (2, 7, 1)]
+    assert [(p, c, g.smap(m)) for p, c, m in g.out(7)] == [
+        (255, 1, (1, 0, 2)),
+        (1, 3, (0, 2, 1)),
+    ]
+    assert g.perms == [(1, 0, 2), (0, 2, 1)]  # each map stored once
+    assert g.violations(1, 2, 7) == bad
+    assert g.violations(1, 0, big) == ()
+    assert list(g.out(3)) == []  # a node never expanded
+
+
 def test_symmetry_merges_identical_tasks() -> None:
     # Three identical tasks of two steps each: a task is not started, after its
     # first step, after its second, or done: 4**3 states, and up to symmetry
