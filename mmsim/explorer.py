@@ -20,7 +20,7 @@ Reductions, each sound and each checked against brute force by the tests:
   compaction, as SPIN's), which the statistics report. The state graph the
   verdicts need is kept packed, 13 bytes an edge (:data:`_EDGE`): on
   ``dio/001`` under defer-release with three readers of three requests, the
-  search holds 84 MiB at 150,251 states where tuples of ints held 159 MiB.
+  search peaks at 84 MiB by 150,251 states, where tuples of ints took 159 MiB.
 * **Symmetry.** Tasks of one :attr:`~mmsim.engine.Machine.symmetry` group (several
   identical DIO readers, several flushers) are interchangeable: states that
   differ by a permutation within a group are one state
