@@ -334,6 +334,7 @@ def check(
         symmetry=symmetry,
         dead_variables=dead_variables,
         collision_bound=st.collision_bound,
+        peak_mib=round(st.peak_mib, 1),
     )
     per_oracle = [
         OracleVerdict(

@@ -310,7 +310,13 @@ def build_report(
             for s in SCENARIOS.values()
         ],
         verdicts=[
-            r.model_copy(update={"stats": r.stats.model_copy(update={"seconds": None})})
+            r.model_copy(
+                update={
+                    "stats": r.stats.model_copy(
+                        update={"seconds": None, "peak_mib": None}
+                    )
+                }
+            )
             for r in verdicts
         ],
         workloads=[

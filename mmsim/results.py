@@ -78,6 +78,9 @@ class SearchStatistics(_Model):
     #: Upper bound on the probability that two distinct states shared a 64-bit
     #: fingerprint and were merged (n^2 / 2^65).
     collision_bound: float = 0.0
+    #: Peak resident memory of the search, MiB (this process and its workers);
+    #: None in a report, as ``seconds``.
+    peak_mib: float | None = None
 
 
 class Coverage(_Model):

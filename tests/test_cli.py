@@ -62,6 +62,8 @@ def test_json_replays_to_the_same_violation(
     assert main([*argv, "--json", str(out)]) == 1
     data = json.loads(out.read_text())
     assert data["counterexample"]["violation"]["oracle"] == "dirty-without-mkwrite"
+    # The memory it took, as the process measured it: at least the interpreter.
+    assert data["stats"]["peak_mib"] > 1
     capsys.readouterr()
     assert main(["replay", str(out)]) == 1
     text = capsys.readouterr().out
