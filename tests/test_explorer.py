@@ -413,22 +413,63 @@ def test_memory_budget_charges_the_search_what_it_holds() -> None:
     assert 0 < result.stats.peak_mib < budget
 
 
+#: What a :class:`_WorkerBallast` holds in the process it runs in.
+_BALLAST: dict[str, bytes] = {}
+
+
+class _WorkerBallast:
+    """A machine factory that, called in any process but the one that made it,
+    holds 64 MiB there (written, so resident) for that process's life."""
+
+    def __init__(self, make: Any) -> None:
+        self.make, self.home = make, os.getpid()
+
+    def __call__(self) -> Any:
+        if os.getpid() != self.home and not _BALLAST:
+            _BALLAST["worker"] = b"\x01" * (64 << 20)
+        return self.make()
+
+
 @pytest.mark.skipif(
     not Path("/proc/self/statm").exists(), reason="no figure of memory held now"
 )
 def test_memory_of_a_parallel_search_counts_its_workers(
     pool: ProcessPoolExecutor,
 ) -> None:
-    """On a process pool the search's memory is its workers' too: each holds at
-    least an interpreter with mmsim loaded, tens of MiB that the searching
-    process's own figure leaves out."""
+    """On a process pool the search's memory is its workers' too: a worker that
+    holds 64 MiB of its own is charged for them."""
     from mmsim._api import machine_factory
     from mmsim.explorer import _rss_mib
 
     make, _, _ = machine_factory("dio/001", "defer-release")
-    result = explore(make, executor=pool)
+    result = explore(_WorkerBallast(make), executor=pool)
     assert result.stats.complete
-    assert result.stats.peak_mib > _rss_mib() + 20
+    assert result.stats.peak_mib > _rss_mib(shared=True) + 48
+
+
+def _memory_now() -> tuple[float, float]:
+    from mmsim.explorer import _rss_mib
+
+    return _rss_mib(shared=True), _rss_mib()
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/smaps_rollup").exists(),
+    reason="no proportional set size (Linux 4.14)",
+)
+def test_a_worker_is_charged_half_the_pages_it_shares_with_its_parent() -> None:
+    """A forked worker's figure is its proportional share: the pages it still
+    shares with the searching process count half in each, so that the two
+    figures add up to what the pair holds, not to twice the shared pages."""
+    import multiprocessing
+
+    ballast = b"\x01" * (64 << 20)  # written before the fork: shared after it
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(1, mp_context=context) as worker:
+        share, resident = worker.submit(_memory_now).result()
+    assert len(ballast) == 64 << 20
+    assert resident > 64
+    assert share < resident - 24
 
 
 @pytest.mark.parametrize(
