@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
+
+if TYPE_CHECKING:
+    from mmsim.explorer import SearchStats
 
 __all__ = ["main"]
 
@@ -350,19 +354,21 @@ def _status(start: str) -> Iterator[Callable[[str], None] | None]:
 
 
 @contextmanager
-def _progress() -> Iterator[Callable[..., None] | None]:
-    """The exhaustive search's status line: states, transitions, depth, rate."""
+def _progress() -> Iterator[Callable[[SearchStats], None] | None]:
+    """The exhaustive search's status line: states, transitions, depth, rate,
+    and the time and memory so far (what ``--max-time`` and ``--max-memory``
+    are measured against)."""
     with _status("exploring…") as status:
         if status is None:
             yield None
             return
 
-        def update(stats: object) -> None:
-            s = stats  # SearchStats
-            rate = s.transitions / s.seconds if s.seconds else 0.0  # type: ignore[attr-defined]
+        def update(s: SearchStats) -> None:
+            rate = s.transitions / s.seconds if s.seconds else 0.0
             status(
-                f"states {s.states:,}  transitions {s.transitions:,}  "  # type: ignore[attr-defined]
-                f"depth {s.max_depth}  {rate:,.0f}/s"  # type: ignore[attr-defined]
+                f"states {s.states:,}  transitions {s.transitions:,}  "
+                f"depth {s.max_depth}  {rate:,.0f}/s  {s.seconds:,.0f} s  "
+                f"peak {s.peak_mib:,.0f} MiB"
             )
 
         yield update
@@ -1024,7 +1030,16 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Run as the program (``argv`` None), it owns the process: what the imports
+    build lives until exit, so it is frozen out of the garbage collector's way
+    (``gc.freeze``), as the ``gc`` documentation advises before a fork. Every
+    full collection would walk those objects again, and a ``--jobs`` worker
+    would copy every page whose objects it walked.
+    """
+    if argv is None:
+        gc.disable()  # the imports below make only objects that live on
     from mmsim._api import ReplayError
     from mmsim.engine import StepFailed
     from mmsim.explorer import CheckpointError, Interrupted
@@ -1034,6 +1049,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mmsim.scenarios import ScenarioError
     from mmsim.workloads import WorkloadError
 
+    if argv is None:
+        gc.freeze()
+        gc.enable()
     args = _parser().parse_args(argv)
     handlers = {
         "check": _cmd_check,

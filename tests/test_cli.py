@@ -542,6 +542,30 @@ def test_the_plain_status_line_is_rewritten_at_most_ten_times_a_second(
     assert term.getvalue() == ("\rstep 0\x1b[K\rstep 3\x1b[K\r\x1b[K")
 
 
+def test_the_search_status_line_says_time_and_memory_against_the_budgets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mmsim import cli
+    from mmsim.explorer import SearchStats
+
+    now = [100.0]
+    monkeypatch.setattr("time.monotonic", lambda: now[0])
+    monkeypatch.setitem(sys.modules, "rich", None)
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    with cli._progress() as update:
+        assert update is not None
+        now[0] += 1.0
+        stats = SearchStats(states=1200, transitions=4800, max_depth=17)
+        stats.seconds, stats.peak_mib = 2.0, 40.4
+        update(stats)
+    assert term.getvalue() == (
+        "\rexploring…\x1b[K"
+        "\rstates 1,200  transitions 4,800  depth 17  2,400/s  2 s  peak 40 MiB"
+        "\x1b[K\r\x1b[K"
+    )
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -677,3 +701,33 @@ def test_a_reader_gone_away_ends_the_command_quietly() -> None:
         os.close(write_end)
     assert done.stderr == ""
     assert done.returncode == 141
+
+
+def test_the_program_freezes_what_its_imports_built(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run as the program (no argv), the command line moves the objects alive
+    after its imports out of the collector's way, and leaves it running."""
+    import gc
+
+    monkeypatch.setattr(sys, "argv", ["mmsim", "list"])
+    gc.unfreeze()
+    try:
+        assert main() == 0
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert "dio/001" in capsys.readouterr().out
+
+
+def test_a_call_with_arguments_leaves_the_collector_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Called from a program of one's own (argv given), nothing is frozen."""
+    import gc
+
+    gc.unfreeze()
+    assert main(["list"]) == 0
+    assert gc.get_freeze_count() == 0
+    assert "dio/001" in capsys.readouterr().out
