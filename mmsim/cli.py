@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import attrs
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from mmsim.explorer import SearchStats
 
 __all__ = ["main"]
@@ -152,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="expand the search's states in N processes (same verdicts and states)",
     )
+    _dask_option(c, "expand the search's states")
     c.add_argument(
         "--no-symmetry",
         action="store_true",
@@ -246,11 +249,23 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument(
         "--jobs",
         type=_positive,
-        default=os.cpu_count() or 1,
+        default=None,
         help="judge cells in N processes (default: one per CPU); the report is the same",
     )
+    _dask_option(cmp, "judge the cells")
     _fuzz_parser(sub)
     return p
+
+
+def _dask_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help=f"{what} on the Dask cluster whose scheduler is at ADDRESS "
+        "(tcp://host:8786), instead of --jobs; its workers need mmsim and the "
+        "policies installed (pip install 'mmsim[dask]'); the results are the same",
+    )
 
 
 def _positive(text: str) -> int:
@@ -431,6 +446,7 @@ def _write_atomic(path: Path, text: str) -> None:
 _SAMPLER_ONLY = {"runs": None, "seed": None}
 _EXHAUSTIVE_ONLY = {
     "jobs": 1,
+    "dask": None,
     "checkpoint": None,
     "resume": None,
     "preemption_bound": None,
@@ -478,7 +494,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from mmsim._api import check
     from mmsim.oracles import ALWAYS_ON
 
-    with _progress() as progress, _executor(args.jobs) as executor:
+    with _executor(args.jobs, args.dask) as executor, _progress() as progress:
         result = check(
             args.scenario,
             args.policy,
@@ -557,8 +573,18 @@ def _cell_name(result: Any) -> str:
 
 
 @contextmanager
-def _executor(jobs: int) -> Iterator[Any]:
-    """A process pool of ``jobs`` workers, or None (in this process) for one."""
+def _executor(jobs: int | None, dask: str | None) -> Iterator[Executor | None]:
+    """The Dask cluster at ``dask``, else a process pool of ``jobs`` workers (one
+    per CPU when None), or None (in this process) for one."""
+    if dask is not None:
+        if jobs is not None and jobs > 1:
+            raise _BadInput(
+                "--dask and --jobs: give one (the cluster's workers do the work)"
+            )
+        with _dask_client(dask) as client:
+            yield client.get_executor()
+        return
+    jobs = jobs if jobs is not None else os.cpu_count() or 1
     if jobs <= 1:
         yield None
         return
@@ -566,6 +592,39 @@ def _executor(jobs: int) -> Iterator[Any]:
 
     with ProcessPoolExecutor(jobs) as pool:
         yield pool
+
+
+def _abandon(pool: Executor) -> None:
+    """Drop an executor's queued work after Ctrl-C. Dask's executor takes no
+    ``cancel_futures``: its ``shutdown(wait=False)`` cancels them all."""
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+    except TypeError:
+        pool.shutdown(wait=False)
+
+
+def _dask_client(address: str) -> Any:
+    """A client of the Dask scheduler at ``address``; a one-line error when
+    Dask is not installed or the scheduler does not answer."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise _BadInput(
+            "--dask needs Dask's distributed scheduler: pip install 'mmsim[dask]'"
+        ) from None
+    try:
+        return Client(address, timeout=_DASK_TIMEOUT_S)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError, TypeError) as exc:
+        why = (
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        )
+        raise _BadInput(
+            f"--dask {address}: no Dask scheduler answered ({why})"
+        ) from None
+
+
+#: How long to wait for a Dask scheduler to answer, seconds.
+_DASK_TIMEOUT_S = 10
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -897,18 +956,15 @@ def _bar() -> Iterator[_Bar]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from concurrent.futures import Executor, ProcessPoolExecutor
-
     from mmsim.report import compare
 
     _check_output("--out", args.out, directory=True)
-    pool: Executor | None = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
-    with _bar() as progress:
+    with _executor(args.jobs, args.dask) as pool, _bar() as progress:
         try:
             written = compare(args.out, executor=pool, progress=progress)
         except KeyboardInterrupt:
             if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+                _abandon(pool)
             done = ", ".join(f"{n} {what} cells" for what, n in progress.seen.items())
             print(
                 f"mmsim: interrupted after {done or 'nothing'}; nothing was written "
@@ -924,9 +980,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 f"{exc.filename or args.out}: {exc.strerror or exc}; nothing was "
                 f"written (the report under {args.out} is unchanged)"
             ) from None
-        finally:
-            if pool is not None:
-                pool.shutdown()
     print(f"wrote {len(written)} files under {args.out}")
     return 0
 

@@ -6,6 +6,7 @@ import inspect
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,6 +131,22 @@ def test_json_replays_to_the_same_violation(
             "--json /etc/passwd/x.json: /etc/passwd is not a directory",
         ),
         (["compare", "--out", "/etc/passwd"], "--out /etc/passwd: it is not a"),
+        (
+            ["check", "dio/001", "--strategy", "pct", "--dask", "tcp://h:8786"],
+            "--dask applies to the exhaustive search only",
+        ),
+        (
+            ["check", "dio/001", "--dask", "tcp://h:8786", "--jobs", "2"],
+            "--dask and --jobs: give one",
+        ),
+        (
+            ["compare", "--out", "/tmp/r", "--jobs", "2", "--dask", "tcp://h:8786"],
+            "--dask and --jobs: give one",
+        ),
+        (
+            ["check", "dio/001", "--dask", "nonsense:::"],
+            "--dask nonsense:::: no Dask scheduler answered (invalid address",
+        ),
         # A misspelt goal would read as never reached, the verdict as vacuous.
         (["check", "dio/001", "--goal", "pgscan_kswpd"], "unknown goal 'pgscan_kswpd'"),
         (
@@ -731,3 +748,41 @@ def test_a_call_with_arguments_leaves_the_collector_alone(
     assert main(["list"]) == 0
     assert gc.get_freeze_count() == 0
     assert "dio/001" in capsys.readouterr().out
+
+
+def test_an_unanswered_dask_scheduler_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("distributed")
+    from mmsim import cli
+
+    monkeypatch.setattr(cli, "_DASK_TIMEOUT_S", 0.5)
+    address = "tcp://127.0.0.1:1"  # a port no scheduler listens on
+    assert main(["compare", "--out", str(tmp_path / "r"), "--dask", address]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mmsim: error: --dask {address}: no Dask scheduler answered")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_check_on_a_dask_cluster_says_what_it_says_in_one_process(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    argv = ["check", "dio/002", "--param", "readers=2", "--no-diagram"]
+    assert main(argv) == 1
+    alone = capsys.readouterr().out
+    with distributed.LocalCluster(
+        n_workers=2, processes=True, dashboard_address=None
+    ) as cluster:
+        before = cluster.scheduler.transition_counter
+        assert main([*argv, "--dask", cluster.scheduler_address]) == 1
+        # The cluster did the work: its scheduler moved the batches' tasks.
+        assert cluster.scheduler.transition_counter > before
+    on_dask = capsys.readouterr().out
+
+    def untimed(out: str) -> str:
+        return re.sub(r", [0-9.]+s\n", "\n", out)
+
+    assert "distinct states" in alone
+    assert untimed(on_dask) == untimed(alone)
