@@ -786,3 +786,14 @@ def test_check_on_a_dask_cluster_says_what_it_says_in_one_process(
 
     assert "distinct states" in alone
     assert untimed(on_dask) == untimed(alone)
+
+
+def test_dask_not_installed_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    assert main(["check", "dio/001", "--dask", "tcp://127.0.0.1:8786"]) == 2
+    assert capsys.readouterr().err == (
+        "mmsim: error: --dask needs Dask's distributed scheduler: "
+        "pip install 'mmsim[dask]'\n"
+    )
