@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -698,3 +699,26 @@ def test_the_report_s_verdicts_need_no_reduction() -> None:
     with ProcessPoolExecutor(2) as pool:
         for cell, found in zip(todo, pool.map(_unreduced, todo), strict=True):
             assert found == committed[cell], cell
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/smaps_rollup").exists(),
+    reason="no proportional set size (Linux 4.14)",
+)
+def test_a_share_of_memory_is_read_again_after_half_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading it walks the page tables: a reading is used again for half a
+    second (so a budget is that much late at most), then taken afresh."""
+    from mmsim import explorer
+
+    now = [1000.0]
+    monkeypatch.setattr(explorer.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(explorer, "_PSS_READ", [0, -math.inf, 0.0])
+    first = explorer._rss_mib(shared=True)
+    ballast = b"\x01" * (64 << 20)
+    now[0] += 0.4
+    assert explorer._rss_mib(shared=True) == first
+    now[0] += 0.2
+    assert explorer._rss_mib(shared=True) > first + 48
+    assert len(ballast) == 64 << 20
