@@ -613,7 +613,7 @@ def _dask_client(address: str) -> Any:
             "--dask needs Dask's distributed scheduler: pip install 'mmsim[dask]'"
         ) from None
     try:
-        return Client(address, timeout=_DASK_TIMEOUT_S)  # type: ignore[no-untyped-call]
+        client: Any = Client(address, timeout=_DASK_TIMEOUT_S)  # type: ignore[no-untyped-call]
     except (OSError, ValueError, TypeError) as exc:
         why = (
             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -621,6 +621,29 @@ def _dask_client(address: str) -> Any:
         raise _BadInput(
             f"--dask {address}: no Dask scheduler answered ({why})"
         ) from None
+    # A worker with another model would merge its states into this search's
+    # graph as if they were the same kernel: refuse it before any work.
+    ours = _version()
+    workers = client.get_versions(packages=["mmsim"])["workers"]
+    if not workers:
+        client.close()
+        raise _BadInput(f"--dask {address}: the scheduler has no workers")
+    for worker, info in sorted(workers.items()):
+        theirs = info["packages"].get("mmsim")
+        if theirs != ours:
+            client.close()
+            raise _BadInput(
+                f"--dask {address}: worker {worker} has "
+                f"{'mmsim ' + theirs if theirs else 'no mmsim installed'}, "
+                f"not mmsim {ours}"
+            )
+    return client
+
+
+def _version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("mmsim")
 
 
 #: How long to wait for a Dask scheduler to answer, seconds.

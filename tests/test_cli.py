@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import io
 import json
@@ -797,3 +798,35 @@ def test_dask_not_installed_is_one_line(
         "mmsim: error: --dask needs Dask's distributed scheduler: "
         "pip install 'mmsim[dask]'\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("workers", "ours", "message"),
+    [
+        (0, "0.1.0", "the scheduler has no workers"),
+        (1, "9.9.9", "has mmsim {installed}, not mmsim 9.9.9"),
+    ],
+)
+def test_a_dask_cluster_that_cannot_do_the_search_is_refused_before_it(
+    workers: int,
+    ours: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No workers: the search would wait for ever. A worker with another mmsim
+    would merge another model's states into this search's graph."""
+    distributed = pytest.importorskip("distributed")
+    from mmsim import cli
+
+    monkeypatch.setattr(cli, "_version", lambda: ours)
+    with distributed.LocalCluster(
+        n_workers=workers, processes=False, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert main(["check", "dio/001", "--dask", address]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mmsim: error: --dask {address}: ")
+    installed = importlib.metadata.version("mmsim")
+    assert err.endswith(message.format(installed=installed) + "\n")
+    assert err.count("\n") == 1
