@@ -515,6 +515,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
             diagram=not args.no_diagram,
             progress=progress,
         )
+    if args.json is not None:
+        # Before any output: a reader that goes away (``| head``) stops the
+        # printing, and must not take a long search's result with it.
+        _write_atomic(args.json, result.model_dump_json(indent=2) + "\n")
     st = result.stats
     print(
         f"{_cell_name(result)} under {result.policy} on {result.fs}: {result.verdict}"
@@ -557,7 +561,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print()
             print(result.diagram, end="")
     if args.json is not None:
-        _write_atomic(args.json, result.model_dump_json(indent=2) + "\n")
         print(f"  wrote {args.json}")
     print(f"  reproduce: {result.command}")
     if result.verdict in ("Sometimes", "Always"):
@@ -701,7 +704,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         if params
         else ""
     )
-    print(f"{name} under {args.policy} on {fs}: {args.strategy} sampling, seed {seed}")
     # Everything the runs depend on (the oracles, a run's most steps too): the
     # same command makes the same runs.
     same = _command(
@@ -721,25 +723,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.strategy == "pct":
         cmd += ["--pct-depth", str(depth)]
     cex = res.counterexample
-    if cex is None:
-        print(f"  no violation in {res.runs:,} runs ({res.steps:,} steps): Unknown")
-        if res.bound is not None:
-            print(
-                f"  PCT bound: a bug of depth {res.depth} would be missed with "
-                f"probability at most {res.bound:.3g}"
-            )
-    else:
-        by = f" (by {res.found_by})" if args.strategy == "portfolio" else ""
-        print(
-            f"  Sometimes: run {res.runs:,}{by}, {len(cex.schedule)} steps, "
-            f"{cex.violation.oracle}: {cex.violation.message}"
-        )
-        if not args.no_diagram:
-            from mmsim._api import _run
-
-            traced = attrs.evolve(make, tracing=True)
-            print()
-            print(render(_run(traced, list(cex.schedule), at_end=cex.at_end)), end="")
     if args.json is not None:
         cell: dict[str, Any] = {
             "scenario": args.scenario,
@@ -774,7 +757,29 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             counterexample=found,
             command=shlex.join(cmd),
         )
+        # Before any output, as check's.
         _write_atomic(args.json, report.model_dump_json(indent=2) + "\n")
+    print(f"{name} under {args.policy} on {fs}: {args.strategy} sampling, seed {seed}")
+    if cex is None:
+        print(f"  no violation in {res.runs:,} runs ({res.steps:,} steps): Unknown")
+        if res.bound is not None:
+            print(
+                f"  PCT bound: a bug of depth {res.depth} would be missed with "
+                f"probability at most {res.bound:.3g}"
+            )
+    else:
+        by = f" (by {res.found_by})" if args.strategy == "portfolio" else ""
+        print(
+            f"  Sometimes: run {res.runs:,}{by}, {len(cex.schedule)} steps, "
+            f"{cex.violation.oracle}: {cex.violation.message}"
+        )
+        if not args.no_diagram:
+            from mmsim._api import _run
+
+            traced = attrs.evolve(make, tracing=True)
+            print()
+            print(render(_run(traced, list(cex.schedule), at_end=cex.at_end)), end="")
+    if args.json is not None:
         print(f"  wrote {args.json}")
     print(f"  reproduce: {shlex.join(cmd)}")
     return EXIT_UNKNOWN if cex is None else EXIT_VIOLATION
@@ -916,6 +921,8 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         scale=args.scale,
         cost_model=args.cost_model,
     )
+    if args.json is not None:  # before any output, as check's
+        _write_atomic(args.json, result.model_dump_json(indent=2) + "\n")
     rows = []
     for name, spread in result.metrics.items():
         base = name.split(".")[0]
@@ -937,8 +944,6 @@ def _cmd_cost(args: argparse.Namespace) -> int:
             f"{o} ({n} of {len(seeds)})" for o, n in result.regressions.items()
         )
         print(f"requests refused (regressions): {refused}")
-    if args.json is not None:
-        _write_atomic(args.json, result.model_dump_json(indent=2) + "\n")
     return EXIT_VIOLATION if result.violations else EXIT_NEVER
 
 

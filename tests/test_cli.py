@@ -721,6 +721,40 @@ def test_a_reader_gone_away_ends_the_command_quietly() -> None:
     assert done.returncode == 141
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "dio/001"],
+        ["check", "dio/001", "--strategy", "pct", "--seed", "1"],
+        ["cost", "db-dio", "--seeds", "1"],
+    ],
+)
+def test_a_reader_gone_away_does_not_take_the_json_result_with_it(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """The result file is written before any output: ``mmsim check ... --json
+    F | head`` keeps a long search's result, whatever head let through.
+    (Unbuffered, each line is a write, as when the output outgrows the buffer:
+    the first one fails.)"""
+    out = tmp_path / "result.json"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mmsim", *argv, "--json", str(out)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141
+    assert json.loads(out.read_text())["policy"] == "baseline"
+
+
 def test_the_program_freezes_what_its_imports_built(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
