@@ -628,18 +628,18 @@ def _dask_client(address: str) -> Any:
     # graph as if they were the same kernel: refuse it before any work.
     ours = _version()
     workers = client.get_versions(packages=["mmsim"])["workers"]
-    if not workers:
-        client.close()
-        raise _BadInput(f"--dask {address}: the scheduler has no workers")
+    problem = None if workers else "the scheduler has no workers"
     for worker, info in sorted(workers.items()):
         theirs = info["packages"].get("mmsim")
-        if theirs != ours:
-            client.close()
-            raise _BadInput(
-                f"--dask {address}: worker {worker} has "
+        if theirs != ours and problem is None:
+            problem = (
+                f"worker {worker} has "
                 f"{'mmsim ' + theirs if theirs else 'no mmsim installed'}, "
                 f"not mmsim {ours}"
             )
+    if problem is not None:
+        client.close()
+        raise _BadInput(f"--dask {address}: {problem}")
     return client
 
 

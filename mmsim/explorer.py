@@ -1108,12 +1108,12 @@ def _rss_mib(shared: bool = False) -> float:
     a search without other processes does not, and a reading less than
     :data:`_PSS_FRESH_S` old is used again.
 
-    Linux says the resident size in ``/proc/self/statm``. Elsewhere ``getrusage`` gives only
-    the process's peak so far, which is returned instead: there a memory
-    budget counts what the process held before the search too. (The peak is
-    no use on Linux: it even carries over an ``exec`` from the process that
-    started this one, so a search run by a large parent would be charged for
-    the parent's memory.)
+    Linux says the resident size in ``/proc/self/statm``. Elsewhere
+    ``getrusage`` gives only the process's peak so far, which is returned
+    instead: there a memory budget counts what the process held before the
+    search too. (The peak is no use on Linux: it even carries over an
+    ``exec`` from the process that started this one, so a search run by a
+    large parent would be charged for the parent's memory.)
     """
     if shared:
         now, pid = time.monotonic(), os.getpid()
