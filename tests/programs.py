@@ -9,6 +9,7 @@ reduction at all.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -251,10 +252,7 @@ def brute_force(
     outcomes: set[tuple[Any, ...]] = set()
     fired: set[str] = set()
 
-    def visit(schedule: list[int], preemptions: int) -> None:
-        m = make()
-        for tid in schedule:
-            m.step(tid)
+    def visit(m: Machine, schedule: list[int], preemptions: int) -> None:
         fired.update(v.oracle for v in m.violations)
         if m.stopped:
             outcomes.add(outcome(m))
@@ -266,13 +264,29 @@ def brute_force(
             outcomes.add(outcome(m))
             return
         last = schedule[-1] if schedule else None
-        for tid in enabled:
-            p = preemptions + (last in enabled and tid != last)
-            if preemption_bound is None or p <= preemption_bound:
-                visit([*schedule, tid], p)
+        taken = [
+            (tid, p)
+            for tid in enabled
+            if (p := preemptions + (last in enabled and tid != last)) <= bound
+        ]
+        # Generators cannot be copied: every child but the last runs on a
+        # machine rebuilt from scratch along the schedule; the last goes on
+        # with this one. Nothing is shared between runs but the factory.
+        for i, (tid, p) in enumerate(taken):
+            child = m if i == len(taken) - 1 else _rerun(make, schedule)
+            child.step(tid)
+            visit(child, [*schedule, tid], p)
 
-    visit([], 0)
+    bound = math.inf if preemption_bound is None else preemption_bound
+    visit(make(), [], 0)
     return outcomes, fired
+
+
+def _rerun(make: Callable[[], Machine], schedule: list[int]) -> Machine:
+    m = make()
+    for tid in schedule:
+        m.step(tid)
+    return m
 
 
 @st.composite

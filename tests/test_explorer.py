@@ -72,6 +72,40 @@ def _agree(on: Any, off: Any, make: Any) -> None:
     assert on.stats.states <= off.stats.states
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_brute_force_runs_each_interleaving_once(compiled: bool) -> None:
+    # The oracle itself: two tasks that never wait, one machine built per run
+    # (the last child goes on with its parent's), so the runs are counted by
+    # the machines; each interleaving of their steps is one run.
+    prog = [[("set", 0, 1), ("set", 0, 2)], [("add", 1, 1)]]
+    factory = ToyFactory(prog, 2, 0, compiled=compiled)
+    solo = [_steps_alone(factory, tid) for tid in (0, 1)]
+    built = 0
+
+    def make() -> ToyMachine:
+        nonlocal built
+        built += 1
+        return factory()
+
+    outcomes, fired = brute_force(make)
+    assert built == math.comb(solo[0] + solo[1], solo[0])
+    assert {o[0] for o in outcomes} == {((2, 1), ())}
+    assert fired == set()
+    built = 0
+    # No preemption: whichever task starts runs to its end.
+    brute_force(make, preemption_bound=0)
+    assert built == 2
+
+
+def _steps_alone(make: Any, tid: int) -> int:
+    m = make()
+    n = 0
+    while tid in m.enabled():
+        m.step(tid)
+        n += 1
+    return n
+
+
 @settings(deadline=None)
 @given(programs(), st.integers(1, 3))
 def test_reachable_outcomes_equal_brute_force(prog: Any, bad: int) -> None:
