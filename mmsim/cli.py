@@ -1123,7 +1123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.disable()  # the imports below make only objects that live on
     from mmsim._api import ReplayError
     from mmsim.engine import StepFailed
-    from mmsim.explorer import CheckpointError, Interrupted
+    from mmsim.explorer import CheckpointError, Interrupted, ModelMismatch
     from mmsim.oracles import OracleError
     from mmsim.policy import PolicyError
     from mmsim.results import FileError
@@ -1160,6 +1160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ReplayError,
         WorkloadError,
         CheckpointError,
+        ModelMismatch,
         StepFailed,
         _BadInput,
     ) as exc:

@@ -101,6 +101,7 @@ __all__ = [
     "CheckpointError",
     "Counterexample",
     "Interrupted",
+    "ModelMismatch",
     "OracleResult",
     "SearchResult",
     "SearchStats",
@@ -359,6 +360,8 @@ class _Batch:
     #: memory is its workers' too.
     process: tuple[str, int] = ("", 0)
     rss: float = 0.0
+    #: The model the process ran (:func:`_model_digest`).
+    model: str = ""
 
 
 @attrs.frozen
@@ -506,6 +509,7 @@ class _Expander:
             # In the searching process (it passes ``machines``) the figure is
             # its own, measured after the merge; elsewhere a worker's share.
             _rss_mib(shared=True) if machines is None else 0.0,
+            _model_digest(),
         )
 
     def _replay(self, schedule: bytes) -> Machine:
@@ -635,6 +639,12 @@ class CheckpointError(ValueError):
     """A checkpoint file cannot be resumed (missing, malformed, another search)."""
 
 
+class ModelMismatch(RuntimeError):
+    """A process of the search ran another build of the model than the searching
+    one (an executor's worker with another mmsim installed): its states are not
+    this model's, and the search stops rather than merge them."""
+
+
 class Interrupted(KeyboardInterrupt):
     """The search was interrupted; ``stats`` says how far it got and
     ``checkpoint`` where it was saved (None when no checkpoint was asked for)."""
@@ -645,7 +655,7 @@ class Interrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
-_CHECKPOINT_FORMAT = "mmsim-search/4"
+_CHECKPOINT_FORMAT = "mmsim-search/5"
 
 
 @attrs.define
@@ -672,6 +682,8 @@ class _Search:
     #: Seconds spent before a resume (the statistics add them up).
     before: float = 0.0
     dead_variables: bool = True
+    #: The model the search ran (:func:`_model_digest`): a resume must run it too.
+    model: str = ""
 
     def save(self, path: Path) -> None:
         """Write the search to ``path`` atomically (a temporary file, renamed)."""
@@ -809,6 +821,12 @@ def _explore(
             raise CheckpointError(
                 f"{resume}: the checkpoint is of another search ({search.make!r})"
             )
+        if search.model != _model_digest():
+            raise CheckpointError(
+                f"{resume}: the checkpoint was made with another build of the "
+                f"model (source digest {search.model}, this one {_model_digest()}): "
+                "its states are not this model's"
+            )
         if search.preemption_bound != bounds.preemption_bound:
             raise CheckpointError(
                 f"{resume}: the checkpoint was made with preemption bound "
@@ -866,6 +884,14 @@ def _explore(
         try:
             for nodes in batches:
                 batch = next(results)
+                if batch.model != search.model:
+                    host, pid = batch.process
+                    raise ModelMismatch(
+                        f"process {pid} on {host or 'this host'} ran another build "
+                        f"of the model (source digest {batch.model}, the searching "
+                        f"process's {search.model}): every worker of the executor "
+                        "must have the same mmsim installed"
+                    )
                 with _sigint_deferred() as caught:
                     stopped = _merge(
                         search, nodes, batch, stop_on_first, leaf_key, cut, live
@@ -933,6 +959,7 @@ def _start(
         {root_key: 0},  # least preemptions each state was reached with
         [(root_key, b"", -1, 0)],
         dead_variables=dead_variables,
+        model=_model_digest(),
     )
     status = settle(root)
     if status != "running":
@@ -1088,6 +1115,40 @@ _SMALL_LEVEL = 16
 #: garbage collector walks every object they hold at each full collection,
 #: which costs more than the replays once there are thousands.
 _LIVE_MAX = 256
+
+
+def _model_digest() -> str:
+    """Which model this process runs: a digest of the source of mmsim's modules
+    and of its built-in strategies, as installed here (read once a process).
+
+    A state one process finds is the same kernel state in another only if both
+    run the same model: a search refuses batches, and a resume a checkpoint,
+    made under another digest. The version number would not do: an edited
+    checkout keeps it. The digest names each file by its module, so an editable
+    install and a wheel of the same source agree. Third-party policies and
+    scenarios are not in it.
+    """
+    global _DIGEST
+    if _DIGEST is None:
+        import importlib
+
+        sources: dict[str, bytes] = {}
+        for name in ("mmsim", "mmsim.strategies"):
+            pkg = importlib.import_module(name)
+            assert pkg.__file__ is not None
+            root = Path(pkg.__file__).parent
+            for f in root.rglob("*.py"):
+                module = ".".join((name, *f.relative_to(root).with_suffix("").parts))
+                # A wheel installs the strategies inside the package: count them once.
+                sources.setdefault(module, f.read_bytes())
+        h = hashlib.blake2b(digest_size=8)
+        for module, text in sorted(sources.items()):
+            h.update(module.encode() + b"\0" + len(text).to_bytes(8, "big") + text)
+        _DIGEST = h.hexdigest()
+    return _DIGEST
+
+
+_DIGEST: str | None = None
 
 
 def _process() -> tuple[str, int]:

@@ -56,6 +56,29 @@ def test_memory_budget_exits_3_and_says_so(capsys: pytest.CaptureFixture[str]) -
     assert "cut by max_memory=1MiB" in out
 
 
+def test_a_worker_with_another_model_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The pool's workers are forked from this process after the patch: they
+    # keep it, and tell their own pid from the searching one's.
+    from unittest import mock
+
+    searching = os.getpid()
+
+    def digest() -> str:
+        return "0" * 16 if os.getpid() == searching else "1" * 16
+
+    out = tmp_path / "result.json"
+    argv = ["check", "dio/001", "--policy", "defer-release", "--jobs", "2"]
+    with mock.patch("mmsim.explorer._model_digest", digest):
+        assert main([*argv, "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmsim: error: process ")
+    assert f"(source digest {'1' * 16}, the searching process's {'0' * 16})" in err
+    assert err.count("\n") == 1
+    assert not out.exists()
+
+
 def test_json_replays_to_the_same_violation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

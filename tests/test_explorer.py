@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from mmsim.engine import Machine, Oracle, Wait
 from mmsim.engine import Path as KernelPath
-from mmsim.explorer import Bounds, CheckpointError, Verdict, explore
+from mmsim.explorer import Bounds, CheckpointError, ModelMismatch, Verdict, explore
 from tests.programs import (
     ToyFactory,
     ToyMachine,
@@ -328,6 +328,60 @@ def test_a_checkpoint_of_another_search_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a search checkpoint"):
         explore(ToyFactory(prog, 2, 0), resume=path)
+
+
+def test_a_checkpoint_of_another_build_of_the_model_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "search.ckpt"
+    prog = [[("add", 0, 1)] * 3, [("add", 1, 1)] * 3]
+    explore(ToyFactory(prog, 2, 0), Bounds(max_states=3), checkpoint=path)
+    with (
+        mock.patch("mmsim.explorer._DIGEST", "0123456789abcdef"),
+        pytest.raises(CheckpointError, match="another build of the model"),
+    ):
+        explore(ToyFactory(prog, 2, 0), resume=path)
+    # The same build resumes it.
+    assert explore(ToyFactory(prog, 2, 0), resume=path).stats.complete
+
+
+def _another_build() -> None:
+    import mmsim.explorer
+
+    mmsim.explorer._DIGEST = "0123456789abcdef"
+
+
+def test_a_worker_running_another_build_of_the_model_stops_the_search() -> None:
+    # A real pool whose workers compute another digest, as a worker with
+    # another mmsim installed would: its first batch stops the search.
+    prog = [[("add", 0, 1)] * 3, [("add", 1, 1)] * 3, [("set", 0, 2)] * 2]
+    make = ToyFactory(prog, 2, 0)
+    with (
+        ProcessPoolExecutor(2, initializer=_another_build) as other,
+        pytest.raises(ModelMismatch, match=r"ran another build of the model"),
+    ):
+        explore(make, executor=other)
+    with ProcessPoolExecutor(2) as same:
+        assert explore(make, executor=same).stats.states == explore(make).stats.states
+
+
+def test_the_model_digest_is_of_the_source() -> None:
+    from mmsim.explorer import _model_digest
+
+    first = _model_digest()
+    with mock.patch("mmsim.explorer._DIGEST", None):
+        assert _model_digest() == first  # read afresh: the same files
+    read = Path.read_bytes
+
+    def edited(self: Path) -> bytes:
+        # One line added to one kernel file, as in an edited checkout.
+        return read(self) + (b"# edited\n" if self.name == "vmscan.py" else b"")
+
+    with (
+        mock.patch("mmsim.explorer._DIGEST", None),
+        mock.patch.object(Path, "read_bytes", edited),
+    ):
+        assert _model_digest() != first
 
 
 def test_the_graph_reads_back_every_edge_it_stored() -> None:
