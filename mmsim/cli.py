@@ -984,6 +984,7 @@ def _bar() -> Iterator[_Bar]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from mmsim.explorer import ModelMismatch
     from mmsim.report import compare
 
     _check_output("--out", args.out, directory=True)
@@ -1000,6 +1001,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 130
+        except ModelMismatch as exc:
+            if pool is not None:
+                _abandon(pool)
+            raise _BadInput(
+                f"{exc}; nothing was written (the report under {args.out} is unchanged)"
+            ) from None
         except OSError as exc:
             # Writing the report failed (a full disk), or something before it:
             # write_report takes its temporary files away, so either way the

@@ -29,6 +29,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 from tabulate import tabulate
 
+from mmsim import explorer
 from mmsim._api import check, cost, traced_counterexample
 from mmsim.cost_model import CostModel
 from mmsim.perfetto import chrome_trace, dumps
@@ -129,13 +130,30 @@ def _run_cells(
             if progress is not None:
                 progress(i + 1, total, what)
         return out
-    futures = {executor.submit(fn, cell): i for i, cell in enumerate(todo)}
+    futures = {executor.submit(_in_worker, fn, cell): i for i, cell in enumerate(todo)}
     results: dict[int, R] = {}
+    ours = explorer._model_digest()
     for done, future in enumerate(as_completed(futures), 1):
-        results[futures[future]] = future.result()
+        theirs, (host, pid), result = future.result()
+        if theirs != ours:
+            # A cell judged by another model would sit in this report as if
+            # it were this one's.
+            for other in futures:
+                other.cancel()
+            raise explorer.ModelMismatch(
+                f"process {pid} on {host or 'this host'} ran another build of the "
+                f"model (source digest {theirs}, this process's {ours}): every "
+                "worker of the executor must have the same mmsim installed"
+            )
+        results[futures[future]] = result
         if progress is not None:
             progress(done, total, what)
     return [results[i] for i in range(total)]
+
+
+def _in_worker(fn: Callable[[Cell], R], cell: Cell) -> tuple[str, tuple[str, int], R]:
+    """``fn(cell)`` in an executor's worker, with the model it ran there."""
+    return explorer._model_digest(), explorer._process(), fn(cell)
 
 
 def judge_all(

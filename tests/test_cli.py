@@ -79,6 +79,27 @@ def test_a_worker_with_another_model_is_one_line_and_exit_2(
     assert not out.exists()
 
 
+def test_compare_with_a_worker_of_another_model_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from unittest import mock
+
+    searching = os.getpid()
+
+    def digest() -> str:
+        return "0" * 16 if os.getpid() == searching else "1" * 16
+
+    out = tmp_path / "report"
+    with mock.patch("mmsim.explorer._model_digest", digest):
+        assert main(["compare", "--out", str(out), "--jobs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmsim: error: process ")
+    assert f"(source digest {'1' * 16}, this process's {'0' * 16})" in err
+    assert err.endswith(f"nothing was written (the report under {out} is unchanged)\n")
+    assert err.count("\n") == 1
+    assert not out.exists()
+
+
 def test_json_replays_to_the_same_violation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
