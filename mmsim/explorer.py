@@ -644,6 +644,14 @@ class ModelMismatch(RuntimeError):
     one (an executor's worker with another mmsim installed): its states are not
     this model's, and the search stops rather than merge them."""
 
+    def __init__(self, process: tuple[str, int], theirs: str, ours: str) -> None:
+        host, pid = process
+        super().__init__(
+            f"process {pid} on {host or 'this host'} ran another build of the "
+            f"model (source digest {theirs}, this process's {ours}): every worker "
+            "of the executor must have the same mmsim installed"
+        )
+
 
 class Interrupted(KeyboardInterrupt):
     """The search was interrupted; ``stats`` says how far it got and
@@ -885,13 +893,7 @@ def _explore(
             for nodes in batches:
                 batch = next(results)
                 if batch.model != search.model:
-                    host, pid = batch.process
-                    raise ModelMismatch(
-                        f"process {pid} on {host or 'this host'} ran another build "
-                        f"of the model (source digest {batch.model}, the searching "
-                        f"process's {search.model}): every worker of the executor "
-                        "must have the same mmsim installed"
-                    )
+                    raise ModelMismatch(batch.process, batch.model, search.model)
                 with _sigint_deferred() as caught:
                     stopped = _merge(
                         search, nodes, batch, stop_on_first, leaf_key, cut, live

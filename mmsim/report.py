@@ -134,17 +134,13 @@ def _run_cells(
     results: dict[int, R] = {}
     ours = explorer._model_digest()
     for done, future in enumerate(as_completed(futures), 1):
-        theirs, (host, pid), result = future.result()
+        theirs, process, result = future.result()
         if theirs != ours:
             # A cell judged by another model would sit in this report as if
             # it were this one's.
             for other in futures:
                 other.cancel()
-            raise explorer.ModelMismatch(
-                f"process {pid} on {host or 'this host'} ran another build of the "
-                f"model (source digest {theirs}, this process's {ours}): every "
-                "worker of the executor must have the same mmsim installed"
-            )
+            raise explorer.ModelMismatch(process, theirs, ours)
         results[futures[future]] = result
         if progress is not None:
             progress(done, total, what)

@@ -74,7 +74,7 @@ def test_a_worker_with_another_model_is_one_line_and_exit_2(
         assert main([*argv, "--json", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mmsim: error: process ")
-    assert f"(source digest {'1' * 16}, the searching process's {'0' * 16})" in err
+    assert f"(source digest {'1' * 16}, this process's {'0' * 16})" in err
     assert err.count("\n") == 1
     assert not out.exists()
 
