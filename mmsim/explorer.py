@@ -80,7 +80,7 @@ import threading
 import time
 import types
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Generator, Hashable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Executor
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -153,8 +153,10 @@ class Bounds:
         max_steps: longest schedule explored (depth).
         preemption_bound: most preemptions (switching away from a task that could
             have continued) in a run, as CHESS and loom bound them.
-        max_time: wall-clock seconds. With ``max_memory``, a bound that makes a
-            result depend on the machine it ran on, so each is reported when hit.
+        max_time: wall-clock seconds, checked after every batch and while
+            waiting for an executor's (whose workers may be gone or stuck).
+            With ``max_memory``, a bound that makes a result depend on the
+            machine it ran on, so each is reported when hit.
         max_states: most distinct states visited.
         max_memory: MiB of resident memory of the search, checked after every
             batch: the searching process's, plus, when an executor expands
@@ -878,7 +880,15 @@ def _explore(
         batches = [
             search.level[i : i + size] for i in range(0, len(search.level), size)
         ]
-        results = _run_batches(expander, batches, executor, live)
+        # An executor's batches are waited for no longer than the time left: a
+        # cluster with no worker, or a stuck one, would otherwise hold the
+        # search past its budget, for ever.
+        timeout = (
+            max(0.0, bounds.max_time - (clock() - start))
+            if executor is not None and bounds.max_time is not None
+            else None
+        )
+        results = _run_batches(expander, batches, executor, live, timeout)
 
         def interrupted() -> Interrupted:
             stats.seconds = before + clock() - start
@@ -891,7 +901,17 @@ def _explore(
         # full (the signal waits) or not at all (its states stay to expand).
         try:
             for nodes in batches:
-                batch = next(results)
+                try:
+                    batch = next(results)
+                except TimeoutError:
+                    results.close()  # cancels the batches not yet started
+                    stats.seconds = before + clock() - start
+                    cut(f"max_time={bounds.max_time:g}s")
+                    if checkpoint is not None:
+                        search.before = stats.seconds
+                        search.save(checkpoint)
+                    stopped = True
+                    break
                 if batch.model != search.model:
                     raise ModelMismatch(batch.process, batch.model, search.model)
                 with _sigint_deferred() as caught:
@@ -1093,7 +1113,8 @@ def _run_batches(
     batches: list[list[_Node]],
     executor: Executor | None,
     live: dict[bytes, Machine],
-) -> Iterator[_Batch]:
+    timeout: float | None = None,
+) -> Generator[_Batch, None, None]:
     # A level too small to share costs more in messages than it saves: the
     # first levels of every search, and the last of most, run here.
     if executor is None or sum(len(b) for b in batches) < _SMALL_LEVEL:
@@ -1102,7 +1123,7 @@ def _run_batches(
             yield expander(batch, machines, _LIVE_MAX - len(live))
         return
     _discard_all(live)
-    yield from executor.map(expander, batches)
+    yield from executor.map(expander, batches, timeout=timeout)
 
 
 def _discard_all(live: dict[bytes, Machine]) -> None:

@@ -15,8 +15,9 @@ import inspect
 import json
 import math
 import os
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -328,6 +329,41 @@ def test_a_checkpoint_of_another_search_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a search checkpoint"):
         explore(ToyFactory(prog, 2, 0), resume=path)
+
+
+class _Stalled(Executor):
+    """An executor that takes work and never does it (a cluster with no worker)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return Future()
+
+
+def test_time_budget_stops_a_search_waiting_on_a_stalled_executor(
+    tmp_path: Path,
+) -> None:
+    prog = [[("add", 0, 1)] * 3, [("add", 1, 1)] * 3, [("set", 0, 2)] * 2]
+    make = ToyFactory(prog, 2, 0)
+    path = tmp_path / "search.ckpt"
+    done: list[Any] = []
+
+    def search() -> None:
+        bounds = Bounds(max_time=0.5)
+        done.append(explore(make, bounds, executor=_Stalled(), checkpoint=path))
+
+    # Run aside, so that a search that waits for ever fails the test rather
+    # than hang it.
+    worker = threading.Thread(target=search, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "the search waited past its budget"
+    (result,) = done
+    assert result.verdict == Verdict.UNKNOWN
+    assert result.stats.cut_by == ["max_time=0.5s"]
+    # What was merged before the wait is saved, and a working executor ends it.
+    with ProcessPoolExecutor(2) as pool:
+        resumed = explore(make, executor=pool, resume=path)
+    assert resumed.stats.complete
+    assert resumed.stats.states == explore(make).stats.states
 
 
 def test_a_checkpoint_of_another_build_of_the_model_is_refused(
