@@ -768,7 +768,9 @@ def explore(
             read again (:func:`~mmsim.engine.dead_locals`).
         executor: expand each level's states in batches on this executor (a
             ``ProcessPoolExecutor``, Dask's ``Client.get_executor()``); the result
-            is the same as without one.
+            is the same as without one. Its workers must run this build of
+            mmsim (else :class:`ModelMismatch`); a cluster with no worker is
+            waited for, for ever unless ``max_time`` bounds the search.
         batch_size: states per batch (default: a level split in four per
             worker, at most 256).
         clock: the wall clock, for ``max_time`` and the statistics.
