@@ -362,7 +362,8 @@ class _Batch:
     #: memory is its workers' too.
     process: tuple[str, int] = ("", 0)
     rss: float = 0.0
-    #: The model the process ran (:func:`_model_digest`).
+    #: The model a worker ran (:func:`_model_digest`; "" in the searching
+    #: process, which need not read its own source for a search on its own).
     model: str = ""
 
 
@@ -511,7 +512,7 @@ class _Expander:
             # In the searching process (it passes ``machines``) the figure is
             # its own, measured after the merge; elsewhere a worker's share.
             _rss_mib(shared=True) if machines is None else 0.0,
-            _model_digest(),
+            _model_digest() if machines is None else "",
         )
 
     def _replay(self, schedule: bytes) -> Machine:
@@ -692,11 +693,13 @@ class _Search:
     #: Seconds spent before a resume (the statistics add them up).
     before: float = 0.0
     dead_variables: bool = True
-    #: The model the search ran (:func:`_model_digest`): a resume must run it too.
+    #: The model the search ran (:func:`_model_digest`), written with a
+    #: checkpoint: a resume must run it too.
     model: str = ""
 
     def save(self, path: Path) -> None:
         """Write the search to ``path`` atomically (a temporary file, renamed)."""
+        self.model = _model_digest()
         state = attrs.asdict(self, recurse=False)
         tmp = path.with_name(path.name + ".tmp")
         try:
@@ -914,8 +917,8 @@ def _explore(
                         search.save(checkpoint)
                     stopped = True
                     break
-                if batch.model != search.model:
-                    raise ModelMismatch(batch.process, batch.model, search.model)
+                if batch.model and batch.model != _model_digest():
+                    raise ModelMismatch(batch.process, batch.model, _model_digest())
                 with _sigint_deferred() as caught:
                     stopped = _merge(
                         search, nodes, batch, stop_on_first, leaf_key, cut, live
@@ -983,7 +986,6 @@ def _start(
         {root_key: 0},  # least preemptions each state was reached with
         [(root_key, b"", -1, 0)],
         dead_variables=dead_variables,
-        model=_model_digest(),
     )
     status = settle(root)
     if status != "running":
