@@ -867,6 +867,13 @@ def _explore(
         if reason not in stats.cut_by:
             stats.cut_by.append(reason)
 
+    def save() -> None:
+        """Bring the time up to now and write the checkpoint, if one is kept."""
+        stats.seconds = before + clock() - start
+        if checkpoint is not None:
+            search.before = stats.seconds
+            search.save(checkpoint)
+
     # Machines standing at nodes still to expand, in this process only: a
     # checkpoint does not hold them, and without them a node is replayed.
     live: dict[bytes, Machine] = {}
@@ -894,14 +901,6 @@ def _explore(
             else None
         )
         results = _run_batches(expander, batches, executor, live, timeout)
-
-        def interrupted() -> Interrupted:
-            stats.seconds = before + clock() - start
-            if checkpoint is not None:
-                search.before = stats.seconds
-                search.save(checkpoint)
-            return Interrupted(stats, checkpoint)
-
         # A Ctrl-C anywhere here finds the search whole: a batch is merged in
         # full (the signal waits) or not at all (its states stay to expand).
         try:
@@ -910,11 +909,8 @@ def _explore(
                     batch = next(results)
                 except TimeoutError:
                     results.close()  # cancels the batches not yet started
-                    stats.seconds = before + clock() - start
                     cut(f"max_time={bounds.max_time:g}s")
-                    if checkpoint is not None:
-                        search.before = stats.seconds
-                        search.save(checkpoint)
+                    save()
                     stopped = True
                     break
                 if batch.model and batch.model != _model_digest():
@@ -949,13 +945,12 @@ def _explore(
                     cut(f"max_memory={bounds.max_memory:g}MiB")
                     stopped = True
                 if stopped:
-                    if checkpoint is not None:
-                        search.before = stats.seconds
-                        search.save(checkpoint)
+                    save()
                     break
         except (KeyboardInterrupt, BrokenExecutor):
             _discard_all(live)
-            raise interrupted() from None
+            save()
+            raise Interrupted(stats, checkpoint) from None
     _discard_all(live)
     stats.seconds = before + clock() - start
     return search
