@@ -618,11 +618,8 @@ def _dask_client(address: str) -> Any:
     try:
         client: Any = Client(address, timeout=_DASK_TIMEOUT_S)  # type: ignore[no-untyped-call]
     except (OSError, ValueError, TypeError) as exc:
-        why = (
-            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        )
         raise _BadInput(
-            f"--dask {address}: no Dask scheduler answered ({why})"
+            f"--dask {address}: no Dask scheduler answered ({_first_line(exc)})"
         ) from None
     # A worker with another model would merge its states into this search's
     # graph as if they were the same kernel: refuse it before any work.
@@ -637,16 +634,45 @@ def _dask_client(address: str) -> Any:
                 f"{'mmsim ' + theirs if theirs else 'no mmsim installed'}, "
                 f"not mmsim {ours}"
             )
+    if problem is None:
+        # The same version may still be another model (an edited checkout):
+        # the source digests must agree too, as each batch's will be checked.
+        from mmsim.explorer import _model_digest
+
+        our_model = _model()
+        try:
+            digests = client.run(_model_digest)
+        except Exception as exc:  # a worker's error, whatever it is, ends here
+            problem = f"a worker could not say which model it runs ({_first_line(exc)})"
+        else:
+            for worker, theirs in sorted(digests.items()):
+                if theirs != our_model and problem is None:
+                    problem = (
+                        f"worker {worker} runs another build of the model (source "
+                        f"digest {theirs}, this process's {our_model})"
+                    )
     if problem is not None:
         client.close()
         raise _BadInput(f"--dask {address}: {problem}")
     return client
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _version() -> str:
     import importlib.metadata
 
     return importlib.metadata.version("mmsim")
+
+
+def _model() -> str:
+    """This process's model digest (see :func:`mmsim.explorer._model_digest`)."""
+    from mmsim.explorer import _model_digest
+
+    return _model_digest()
 
 
 #: How long to wait for a Dask scheduler to answer, seconds.

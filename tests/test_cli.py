@@ -874,25 +874,39 @@ def test_dask_not_installed_is_one_line(
 
 
 @pytest.mark.parametrize(
-    ("workers", "ours", "message"),
+    ("workers", "ours", "our_model", "message"),
     [
-        (0, "0.1.0", "the scheduler has no workers"),
-        (1, "9.9.9", "has mmsim {installed}, not mmsim 9.9.9"),
+        (0, None, None, "the scheduler has no workers"),
+        (1, "9.9.9", None, "has mmsim {installed}, not mmsim 9.9.9"),
+        (
+            1,
+            None,
+            "0123456789abcdef",
+            "runs another build of the model (source digest {digest}, "
+            "this process's 0123456789abcdef)",
+        ),
     ],
 )
 def test_a_dask_cluster_that_cannot_do_the_search_is_refused_before_it(
     workers: int,
-    ours: str,
+    ours: str | None,
+    our_model: str | None,
     message: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """No workers: the search would wait for ever. A worker with another mmsim
-    would merge another model's states into this search's graph."""
+    """No workers: the search would wait for ever. A worker with another mmsim,
+    or the same version of another source, would merge another model's states
+    into this search's graph."""
     distributed = pytest.importorskip("distributed")
     from mmsim import cli
+    from mmsim.explorer import _model_digest
 
-    monkeypatch.setattr(cli, "_version", lambda: ours)
+    if ours is not None:
+        monkeypatch.setattr(cli, "_version", lambda: ours)
+    if our_model is not None:
+        # Only this process's side: the (threaded) worker reads the real source.
+        monkeypatch.setattr(cli, "_model", lambda: our_model)
     with distributed.LocalCluster(
         n_workers=workers, processes=False, dashboard_address=None
     ) as cluster:
@@ -901,5 +915,28 @@ def test_a_dask_cluster_that_cannot_do_the_search_is_refused_before_it(
     err = capsys.readouterr().err
     assert err.startswith(f"mmsim: error: --dask {address}: ")
     installed = importlib.metadata.version("mmsim")
-    assert err.endswith(message.format(installed=installed) + "\n")
+    expected = message.format(installed=installed, digest=_model_digest())
+    assert err.endswith(expected + "\n")
     assert err.count("\n") == 1
+
+
+def test_a_dask_worker_that_cannot_say_its_model_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    from mmsim import cli, explorer
+
+    def broken() -> str:
+        raise OSError("source unreadable\nsecond line")
+
+    monkeypatch.setattr(cli, "_model", lambda: "0123456789abcdef")
+    monkeypatch.setattr(explorer, "_model_digest", broken)  # what workers run
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert main(["check", "dio/001", "--dask", address]) == 2
+    assert capsys.readouterr().err == (
+        f"mmsim: error: --dask {address}: a worker could not say which model it "
+        "runs (source unreadable)\n"
+    )
