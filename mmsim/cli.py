@@ -186,7 +186,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help="continue a search saved with --checkpoint",
+        help="continue a search saved with --checkpoint (a pickle: resume only "
+        "checkpoints you made)",
     )
     c.add_argument(
         "--coverage",

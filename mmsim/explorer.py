@@ -728,18 +728,37 @@ class _Search:
 
     @classmethod
     def load(cls, path: Path) -> _Search:
+        """Read a checkpoint :meth:`save` wrote. It is a pickle (it holds the
+        machine factory, a callable), and unpickling can run code: resume only
+        checkpoints you made."""
         try:
             with path.open("rb") as f:
+                if f.read(1) != pickle.PROTO:
+                    raise CheckpointError(
+                        f"{path}: not a search checkpoint (not a pickle, which is "
+                        "what mmsim writes)"
+                    )
+                f.seek(0)
                 fmt, state = pickle.load(f)
+        except CheckpointError:
+            raise
         except FileNotFoundError:
             raise CheckpointError(f"{path}: no such checkpoint file") from None
         except Exception as exc:
-            raise CheckpointError(f"{path}: not a search checkpoint ({exc})") from None
+            raise CheckpointError(
+                f"{path}: not a search checkpoint, or a damaged one "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         if fmt != _CHECKPOINT_FORMAT:
             raise CheckpointError(
                 f"{path}: checkpoint format {fmt!r}, not {_CHECKPOINT_FORMAT!r}"
             )
-        return cls(**state)
+        try:
+            return cls(**state)
+        except TypeError as exc:
+            raise CheckpointError(
+                f"{path}: a damaged search checkpoint ({exc})"
+            ) from None
 
 
 def explore(
@@ -785,7 +804,8 @@ def explore(
         checkpoint: where to save the search when it is interrupted (Ctrl-C:
             :class:`Interrupted` is raised once it is saved) or cut by the time,
             memory or state budget.
-        resume: a checkpoint to continue from, for the same ``make``.
+        resume: a checkpoint to continue from, for the same ``make`` (a
+            pickle: resume only checkpoints you made).
     """
     search = _explore(
         make,

@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import os
+import pickle
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -326,8 +327,17 @@ def test_a_checkpoint_of_another_search_is_refused(tmp_path: Path) -> None:
     explore(ToyFactory(prog, 2, 0), Bounds(max_states=3), checkpoint=path)
     with pytest.raises(CheckpointError, match="another search"):
         explore(ToyFactory(prog, 2, 0, bad=1), resume=path)
+    saved = path.read_bytes()
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a search checkpoint"):
+    with pytest.raises(
+        CheckpointError, match=r"not a search checkpoint \(not a pickle"
+    ):
+        explore(ToyFactory(prog, 2, 0), resume=path)
+    path.write_bytes(saved[: len(saved) // 2])  # cut short, as by a full disk
+    with pytest.raises(CheckpointError, match="or a damaged one"):
+        explore(ToyFactory(prog, 2, 0), resume=path)
+    path.write_bytes(pickle.dumps(("mmsim-search/5", {"depth": 3})))
+    with pytest.raises(CheckpointError, match="a damaged search checkpoint"):
         explore(ToyFactory(prog, 2, 0), resume=path)
 
 
