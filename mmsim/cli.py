@@ -794,6 +794,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 f"  PCT bound: a bug of depth {res.depth} would be missed with "
                 f"probability at most {res.bound:.3g}"
             )
+            if res.daemons:
+                names = " and ".join(res.daemons)
+                print(
+                    f"    (proved for tasks that end; a daemon here, {names}, goes "
+                    "behind the other tasks after each pass, and a bug that needs "
+                    "it sooner is not covered)"
+                )
     else:
         by = f" (by {res.found_by})" if args.strategy == "portfolio" else ""
         print(

@@ -188,7 +188,9 @@ class SampleReport(_Cell):
     #: For a portfolio, the sampler whose run found it (``pct-2``).
     found_by: str | None = None
     #: PCT's guarantee when nothing was found: the probability that a bug of
-    #: ``pct_depth`` would have been missed, at most.
+    #: ``pct_depth`` would have been missed, at most. Proved for tasks that
+    #: end: a bug that needs a daemon (the flusher, kswapd) to run out of the
+    #: turn this PCT gives it is outside it (:class:`mmsim.sampling.SampleResult`).
     pct_bound: float | None = None
     counterexample: CounterexampleFile | None = None
     command: str

@@ -48,7 +48,11 @@ class SampleResult:
     found a violation), steps taken, the first violating schedule, and the seed.
 
     ``bound`` is PCT's guarantee for the runs made: the probability that a bug of
-    the given depth would have been missed, at most (None for the others).
+    the given depth would have been missed, at most (None for the others). It
+    is proved for tasks that end; ``daemons`` names the runs' tasks that do not
+    (the flusher, kswapd), which this PCT ranks by a rule of its own (see
+    :class:`_Pct`): a bug that needs a daemon to run out of that turn is
+    outside the guarantee.
     """
 
     strategy: str
@@ -60,6 +64,8 @@ class SampleResult:
     bound: float | None = None
     #: The sampler that made each run, for a portfolio (``pct-2``, ``swarm``).
     found_by: str = ""
+    #: The daemons among the runs' tasks, by name (outside PCT's guarantee).
+    daemons: tuple[str, ...] = ()
 
 
 class _Scheduler:
@@ -244,6 +250,7 @@ def sample(
     total = 0
     longest = 1
     tasks = 1
+    daemons: set[str] = set()
     for run in range(1, max_runs + 1):
         kind = strategy
         if strategy == "portfolio":
@@ -262,10 +269,20 @@ def sample(
         total += len(schedule)
         longest = max(longest, len(schedule))
         tasks = max(tasks, len(m.tasks))
+        daemons.update(t.name for t in m.tasks if t.daemon)
         m.discard()
         if progress is not None:
             progress(run, total)
         if cex is not None:
             return SampleResult(strategy, run, total, cex, seed, depth, found_by=kind)
     bound = pct_bound(tasks, longest, depth, max_runs) if strategy == "pct" else None
-    return SampleResult(strategy, max_runs, total, None, seed, depth, bound)
+    return SampleResult(
+        strategy,
+        max_runs,
+        total,
+        None,
+        seed,
+        depth,
+        bound,
+        daemons=tuple(sorted(daemons)) if strategy == "pct" else (),
+    )

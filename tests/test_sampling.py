@@ -66,9 +66,14 @@ def test_nothing_found_where_the_explorer_proves_none() -> None:
     result = sample(make, "pct", seed=2, max_runs=40, oracles=frozenset(oracles))
     assert result.counterexample is None
     assert result.runs == 40
-    # What PCT still promises: a miss probability for a bug of depth 2.
+    # What PCT still promises: a miss probability for a bug of depth 2, and
+    # which tasks (the ones that never end) that promise does not cover.
     assert result.bound is not None
     assert 0 < result.bound < 1
+    assert result.daemons == ("flush-8:0", "kswapd0")
+    uniform = sample(make, "random", seed=2, max_runs=5, oracles=frozenset(oracles))
+    assert uniform.bound is None
+    assert uniform.daemons == ()
 
 
 def test_a_refused_request_is_not_a_violation_found() -> None:
