@@ -147,7 +147,7 @@ KNOWN_OUTCOMES = [
     # kswapd's pageout window, which a few thousand random schedules meet once:
     # these two draw up to SLOW_EXAMPLES, derandomized. Measured on 2026-12-03:
     # the crash shows at the 2,089th example (12-14 s on a busy 2-core machine),
-    # so CI runs it; the lost write only after about 2.5 minutes, a slow test.
+    # so CI runs it; the lost write at the 24,809th (108 s), a slow test.
     pytest.param("dio/001", "upstream-6.4", "ext4", "nobuffers-writeback", marks=_MANY),
     pytest.param("dio/001", "upstream-6.4", "ext4", "lost-write", marks=[_MANY, _SLOW]),
     ("dio/002", "upstream-6.4", "ext4", "dirty-without-mkwrite"),
