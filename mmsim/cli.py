@@ -264,8 +264,9 @@ def _dask_option(parser: argparse.ArgumentParser, what: str) -> None:
         default=None,
         metavar="ADDRESS",
         help=f"{what} on the Dask cluster whose scheduler is at ADDRESS "
-        "(tcp://host:8786), instead of --jobs; its workers need mmsim and the "
-        "policies installed (pip install 'mmsim[dask]'); the results are the same",
+        "(tcp://host:8786), instead of --jobs; its workers need the same mmsim "
+        "(checked before the work) and the policies installed (pip install "
+        "'mmsim[dask]'); the results are the same",
     )
 
 
