@@ -125,7 +125,7 @@ def test_public_names_are_documented() -> None:
 
 
 #: Examples a known-outcome test marked ``many_examples`` may draw, derandomized.
-SLOW_EXAMPLES = 50_000
+MANY_EXAMPLES = 50_000
 _MANY = pytest.mark.many_examples
 _SLOW = pytest.mark.slow
 
@@ -145,7 +145,7 @@ KNOWN_OUTCOMES = [
     ("dio/001", "reclaim-skip-pinned", "ext4", "kernel-bug"),
     # The v6.4 finding (tests/test_strategies.py) is a 22-step race in
     # kswapd's pageout window, which a few thousand random schedules meet once:
-    # these two draw up to SLOW_EXAMPLES, derandomized. Measured on 2026-12-03:
+    # these two draw up to MANY_EXAMPLES, derandomized. Measured on 2026-12-03:
     # the crash shows at the 2,089th example (12-14 s on a busy 2-core machine),
     # so CI runs it; the lost write at the 24,809th (108 s), a slow test.
     pytest.param("dio/001", "upstream-6.4", "ext4", "nobuffers-writeback", marks=_MANY),
@@ -199,7 +199,7 @@ def test_known_outcome_is_found_by_fuzzing(
     make, _, _ = machine_factory(scenario, policy, fs=fs, oracles=[oracle])
     many = request.node.get_closest_marker("many_examples") is not None
     budget = (
-        settings(FIND, max_examples=SLOW_EXAMPLES, derandomize=True) if many else FIND
+        settings(FIND, max_examples=MANY_EXAMPLES, derandomize=True) if many else FIND
     )
 
     @budget
