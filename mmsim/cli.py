@@ -14,10 +14,11 @@ import gc
 import os
 import shlex
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import attrs
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from mmsim.explorer import SearchStats
 
 __all__ = ["main"]
+
+_T = TypeVar("_T")
 
 EXIT_NEVER, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
 #: A shell's status for a command killed by SIGPIPE (128 + 13).
@@ -172,7 +175,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MIB",
         help="stop once the search holds this much resident memory (this "
         "process and its --jobs workers), checked after every batch (the result "
-        "says so)",
+        "says so); the verdicts computed from its states afterwards count in "
+        "its peak but are not cut",
     )
     c.add_argument(
         "--checkpoint",
@@ -626,7 +630,16 @@ def _dask_client(address: str) -> Any:
     # A worker with another model would merge its states into this search's
     # graph as if they were the same kernel: refuse it before any work.
     ours = _version()
-    workers = client.get_versions(packages=["mmsim"])["workers"]
+    try:
+        workers = _within(
+            _DASK_TIMEOUT_S, lambda: client.get_versions(packages=["mmsim"])
+        )["workers"]
+    except TimeoutError:
+        client.close(timeout=_DASK_TIMEOUT_S)
+        raise _BadInput(
+            f"--dask {address}: the scheduler did not say what its workers run "
+            f"within {_DASK_TIMEOUT_S:g} s"
+        ) from None
     problem = None if workers else "the scheduler has no workers"
     for worker, info in sorted(workers.items()):
         theirs = info["packages"].get("mmsim")
@@ -643,7 +656,11 @@ def _dask_client(address: str) -> Any:
 
         our_model = _model()
         try:
-            digests = client.run(_model_digest)
+            digests = _within(_DASK_TIMEOUT_S, lambda: client.run(_model_digest))
+        except TimeoutError:
+            problem = (
+                f"a worker did not say which model it runs within {_DASK_TIMEOUT_S:g} s"
+            )
         except Exception as exc:  # a worker's error, whatever it is, ends here
             problem = f"a worker could not say which model it runs ({_first_line(exc)})"
         else:
@@ -654,9 +671,37 @@ def _dask_client(address: str) -> Any:
                         f"digest {theirs}, this process's {our_model})"
                     )
     if problem is not None:
-        client.close()
+        client.close(timeout=_DASK_TIMEOUT_S)
         raise _BadInput(f"--dask {address}: {problem}")
     return client
+
+
+def _within(seconds: float, call: Callable[[], _T]) -> _T:
+    """``call()``, waited for ``seconds`` at most (then TimeoutError).
+
+    Dask's ``get_versions`` and ``run`` take no timeout, so a worker that hangs
+    would hang the check. The call runs on a daemon thread, left behind if it
+    never returns: a thread pool's threads are joined at exit, and would hang
+    the exit instead.
+    """
+    box: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            box.append((True, call()))
+        except BaseException as exc:  # handed to the caller's thread
+            box.append((False, exc))
+
+    thread = threading.Thread(target=run, name="mmsim-dask-check", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not box:
+        raise TimeoutError
+    ok, value = box[0]
+    if not ok:
+        raise value
+    result: _T = value
+    return result
 
 
 def _first_line(exc: BaseException) -> str:

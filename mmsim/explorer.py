@@ -198,9 +198,10 @@ class SearchStats:
     #: fingerprint (and were wrongly merged): n^2 / 2^65.
     collision_bound: float = 0.0
     #: The most resident memory of the search seen during it (sampled after
-    #: every batch: the searching process's, plus its workers' as their last
-    #: batches reported, each its proportional share), MiB; not the process's
-    #: lifetime peak, which may have come before the search.
+    #: every batch, and while the verdicts are computed from the state graph:
+    #: the searching process's, plus its workers' as their last batches
+    #: reported, each its proportional share), MiB; not the process's lifetime
+    #: peak, which may have come before the search.
     peak_mib: float = 0.0
 
 
@@ -696,6 +697,10 @@ class _Search:
     #: The model the search ran (:func:`_model_digest`), written with a
     #: checkpoint: a resume must run it too.
     model: str = ""
+    #: The executor's workers' share of resident memory as their last batches
+    #: reported, MiB (0 without workers): they hold it while the verdicts are
+    #: computed, which :attr:`SearchStats.peak_mib` charges too.
+    workers_mib: float = 0.0
 
     def save(self, path: Path) -> None:
         """Write the search to ``path`` atomically (a temporary file, renamed)."""
@@ -899,6 +904,7 @@ def _explore(
     live: dict[bytes, Machine] = {}
     # Each worker process's resident memory, as its last batch reported it.
     workers: dict[tuple[str, int], float] = {}
+    search.workers_mib = 0.0
     stopped = False
     while (search.level or search.nxt) and not stopped:
         if not search.level:
@@ -945,7 +951,8 @@ def _explore(
                 stats.seconds = before + clock() - start
                 if batch.process != _process():
                     workers[batch.process] = batch.rss
-                rss = _rss_mib(shared=bool(workers)) + sum(workers.values())
+                    search.workers_mib = sum(workers.values())
+                rss = _rss_mib(shared=bool(workers)) + search.workers_mib
                 stats.peak_mib = max(stats.peak_mib, rss)
                 if progress is not None:
                     progress(stats)
@@ -1292,22 +1299,16 @@ def concretize(
     return tuple(out)
 
 
-def _shortest_paths(
-    graph: _Graph, skip: str | None = None
-) -> dict[int, tuple[int, int] | None]:
-    """Breadth-first parents from the root; edges violating ``skip`` are not taken."""
+def _shortest_paths(graph: _Graph) -> dict[int, tuple[int, int] | None]:
+    """Breadth-first parents from the root: (parent, place of the task run)."""
     parent: dict[int, tuple[int, int] | None] = {graph.root: None}
     queue: deque[int] = deque([graph.root])
     while queue:
         node = queue.popleft()
         for place, child, _ in graph.out(node):
-            if child in parent or (
-                skip is not None
-                and any(v.oracle == skip for v in graph.violations(node, place, child))
-            ):
-                continue
-            parent[child] = (node, place)
-            queue.append(child)
+            if child not in parent:
+                parent[child] = (node, place)
+                queue.append(child)
     return parent
 
 
@@ -1320,14 +1321,77 @@ def _path(parent: dict[int, tuple[int, int] | None], node: int) -> list[int]:
     return path
 
 
+def _reachable(graph: _Graph, skip: str) -> set[int]:
+    """The states the root reaches without an edge that violates ``skip``."""
+    seen = {graph.root}
+    queue: deque[int] = deque([graph.root])
+    while queue:
+        node = queue.popleft()
+        for place, child, _ in graph.out(node):
+            if child in seen or any(
+                v.oracle == skip for v in graph.violations(node, place, child)
+            ):
+                continue
+            seen.add(child)
+            queue.append(child)
+    return seen
+
+
+def _note_peak(stats: SearchStats, workers: float) -> None:
+    """Charge what the process holds now to the search's peak memory.
+
+    The verdicts are computed after the last batch, from structures as large
+    as the state graph (on ``dio/001`` 2x2 under defer-release, breadth-first
+    parents and a reverse graph took the process from 100 to 200 MiB): a peak
+    sampled only after batches would leave them out.
+    """
+    if workers:
+        _PSS_READ[1] = -math.inf  # this phase allocates fast: read afresh
+    stats.peak_mib = max(stats.peak_mib, _rss_mib(shared=workers > 0) + workers)
+
+
+@attrs.define
+class _Paths:
+    """Shortest paths from the root, computed on first use: a breadth-first
+    parent for every state is as large as the graph, and a search with nothing
+    to show (a proof, a cut search that found nothing) does not need one."""
+
+    graph: _Graph
+    #: Called once the parents are built (:func:`_note_peak`).
+    note: Callable[[], None]
+    _parent: dict[int, tuple[int, int] | None] | None = attrs.field(
+        default=None, init=False
+    )
+
+    @property
+    def parent(self) -> dict[int, tuple[int, int] | None]:
+        if self._parent is None:
+            self._parent = _shortest_paths(self.graph)
+            self.note()
+        return self._parent
+
+    def path(self, node: int) -> list[int]:
+        """The places of the tasks run on a shortest path from the root."""
+        return _path(self.parent, node)
+
+    def order(self, nodes: Iterable[int]) -> dict[int, int]:
+        """The breadth-first rank of each of ``nodes`` the root reaches: of two
+        equally short counterexamples, the first found is shown."""
+        wanted = set(nodes)
+        return {n: i for i, n in enumerate(self.parent) if n in wanted}
+
+
 def _result(
     search: _Search, make: Callable[[], Machine], symmetry: bool, dead_variables: bool
 ) -> SearchResult:
     stats, graph = search.stats, search.graph
-    stats.peak_mib = max(stats.peak_mib, _rss_mib())
+
+    def note() -> None:
+        _note_peak(stats, search.workers_mib)
+
+    note()
     stats.collision_bound = stats.states**2 / 2.0**65
-    parent = _shortest_paths(graph)
-    order = {node: i for i, node in enumerate(parent)}  # breadth-first order
+    paths = _Paths(graph, note)
     ids = list(graph.oracle_ids)
     for vs in [
         *graph.ends.values(),
@@ -1338,19 +1402,22 @@ def _result(
     results: dict[str, OracleResult] = {}
     if UNBOUNDED_WAIT in ids:
         ids.remove(UNBOUNDED_WAIT)
-        results[UNBOUNDED_WAIT] = _unbounded_wait(stats, graph, parent)
+        results[UNBOUNDED_WAIT] = _unbounded_wait(stats, graph, search.visited, paths)
     if STARVATION in ids:
         ids.remove(STARVATION)
-        results[STARVATION] = _starvation(stats, graph, parent)
+        results[STARVATION] = _starvation(stats, graph, paths)
+    ends = {node for node, found in graph.ends.items() if found}
+    hits = {node for node, _, _ in graph.found} | ends
+    order = paths.order(hits) if hits else {}  # the root reaches these
     for oid in ids:
         best: tuple[int, int, Counterexample] | None = None
         count = 0
         for (node, place, _), found in graph.found.items():
             hit = next((v for v in found if v.oracle == oid), None)
-            if hit is None or node not in parent:
+            if hit is None or node not in order:
                 continue
             count += 1
-            path = (*_path(parent, node), place)
+            path = (*paths.path(node), place)
             cand = (len(path), order[node], Counterexample(path, hit))
             if best is None or cand[:2] < best[:2]:
                 best = cand
@@ -1358,10 +1425,10 @@ def _result(
             if not found:
                 continue
             hit = next((v for v in found if v.oracle == oid), None)
-            if hit is None or node not in parent:
+            if hit is None or node not in order:
                 continue
             count += 1
-            path = tuple(_path(parent, node))
+            path = tuple(paths.path(node))
             cand = (len(path), order[node], Counterexample(path, hit, at_end=True))
             if best is None or cand[:2] < best[:2]:
                 best = cand
@@ -1370,7 +1437,7 @@ def _result(
             results[oid] = OracleResult(oid, verdict, 0, None)
             continue
         verdict = Verdict.SOMETIMES
-        if stats.complete and _always(graph, oid):
+        if stats.complete and _always(graph, oid, note):
             verdict = Verdict.ALWAYS
         results[oid] = OracleResult(
             oid, verdict, count, best[2], regression=oid in graph.regressions
@@ -1403,6 +1470,7 @@ def _result(
     if not shown:  # nothing is wrong: show a regression's run, if there is one
         shown = [r.counterexample for r in results.values() if r.counterexample]
     headline = min(shown, key=lambda c: len(c.schedule), default=None)
+    note()
     return SearchResult(
         overall,
         stats,
@@ -1433,9 +1501,7 @@ UNBOUNDED_WAIT = "unbounded-wait"
 
 
 def _unbounded_wait(
-    stats: SearchStats,
-    graph: _Graph,
-    parent: dict[int, tuple[int, int] | None],
+    stats: SearchStats, graph: _Graph, states: dict[int, int], paths: _Paths
 ) -> OracleResult:
     """States from which no run can ever finish: someone waits for ever.
 
@@ -1445,27 +1511,33 @@ def _unbounded_wait(
     is reachable from it; the counterexample leads to the nearest stuck state.
     Only a complete search can tell: a cut search says Unknown. (Symmetry keeps
     this exact: a permuted state can end exactly when the original can.)
+
+    The states that can end are a fixpoint over the forward edges, taken in
+    ``states``' order reversed (the order they were found in, so deepest
+    first): a pass settles every state whose way to an end goes deeper, and a
+    way that goes back to an earlier state costs another pass. A reverse graph
+    would need one pass, and memory as large as the graph itself.
     """
     if not stats.complete:
         return OracleResult(UNBOUNDED_WAIT, Verdict.UNKNOWN, 0, None)
-    back: dict[int, list[int]] = {}
-    for node in graph.edges:
-        for _, child, _ in graph.out(node):
-            back.setdefault(child, []).append(node)
     can_end = set(graph.ends)
-    queue: deque[int] = deque(graph.ends)
-    while queue:
-        for prev in back.get(queue.popleft(), ()):
-            if prev not in can_end:
-                can_end.add(prev)
-                queue.append(prev)
-    stuck = [n for n in parent if n not in can_end]  # breadth-first order
-    if not stuck:
+    changed = True
+    while changed:
+        changed = False
+        for node in reversed(states):
+            if node not in can_end and any(
+                child in can_end for _, child, _ in graph.out(node)
+            ):
+                can_end.add(node)
+                changed = True
+    paths.note()
+    if all(node in can_end for node in states):
         return OracleResult(UNBOUNDED_WAIT, Verdict.NEVER, 0, None)
+    stuck = [n for n in paths.parent if n not in can_end]  # breadth-first order
     first = stuck[0]
     message = "from here no run can finish: the waiting tasks wait for ever"
     cex = Counterexample(
-        tuple(_path(parent, first)), Violation(UNBOUNDED_WAIT, message, "-")
+        tuple(paths.path(first)), Violation(UNBOUNDED_WAIT, message, "-")
     )
     verdict = Verdict.ALWAYS if first == graph.root else Verdict.SOMETIMES
     return OracleResult(UNBOUNDED_WAIT, verdict, len(stuck), cex)
@@ -1475,11 +1547,7 @@ def _unbounded_wait(
 STARVATION = "starvation"
 
 
-def _starvation(
-    stats: SearchStats,
-    graph: _Graph,
-    parent: dict[int, tuple[int, int] | None],
-) -> OracleResult:
+def _starvation(stats: SearchStats, graph: _Graph, paths: _Paths) -> OracleResult:
     """A task waiting for pins that an endless run never lets through.
 
     For each task T asleep in a wait for pins, take the states where T sits in
@@ -1498,6 +1566,7 @@ def _starvation(
     complete search can say Never.
     """
     waiting: dict[tuple[int, int], bool] = {}
+    parent = paths.parent if graph.pin_waits else {}
     for node, pins in graph.pin_waits.items():
         if node in parent:
             for place, can_run in pins:
@@ -1513,23 +1582,25 @@ def _starvation(
             if moved in waiting:
                 nxt.append(moved)
         succ[(node, place)] = nxt
+    # Never able to run on the cycle is a plain endless wait (deadlock,
+    # unbounded-wait); always able, weak fairness would run it.
+    starved = [
+        comp
+        for comp in _cycles(succ)
+        if any(not waiting[n] for n in comp) and any(waiting[n] for n in comp)
+    ]
+    order = paths.order(node for comp in starved for node, _ in comp)
     found: list[tuple[int, int, int]] = []  # (breadth-first order, node, place)
-    order = {node: i for i, node in enumerate(parent)}
-    for comp in _cycles(succ):
-        # Never able to run on the cycle is a plain endless wait (deadlock,
-        # unbounded-wait); always able, weak fairness would run it.
-        if any(not waiting[n] for n in comp) and any(waiting[n] for n in comp):
-            first = min(comp, key=lambda n: (order[n[0]], n[1]))
-            found.append((order[first[0]], first[0], first[1]))
+    for comp in starved:
+        first = min(comp, key=lambda n: (order[n[0]], n[1]))
+        found.append((order[first[0]], first[0], first[1]))
     if not found:
         verdict = Verdict.NEVER if stats.complete else Verdict.UNKNOWN
         return OracleResult(STARVATION, verdict, 0, None)
     _, node, place = min(found)
     name = graph.names[place] if place < len(graph.names) else str(place)
     message = f"{name} waits for pins while the other tasks can take new ones for ever"
-    cex = Counterexample(
-        tuple(_path(parent, node)), Violation(STARVATION, message, name)
-    )
+    cex = Counterexample(tuple(paths.path(node)), Violation(STARVATION, message, name))
     return OracleResult(STARVATION, Verdict.SOMETIMES, len(found), cex)
 
 
@@ -1577,9 +1648,10 @@ def _cycles(succ: dict[Any, list[Any]]) -> list[list[Any]]:
     return out
 
 
-def _always(graph: _Graph, oid: str) -> bool:
+def _always(graph: _Graph, oid: str, note: Callable[[], None]) -> bool:
     """Whether every run violates ``oid``: no run ends without it, avoiding it."""
-    parent = _shortest_paths(graph, skip=oid)
+    reached = _reachable(graph, skip=oid)
+    note()
     return all(
-        any(v.oracle == oid for v in graph.ends[n]) for n in parent if n in graph.ends
+        any(v.oracle == oid for v in graph.ends[n]) for n in reached if n in graph.ends
     )

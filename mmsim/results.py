@@ -78,8 +78,9 @@ class SearchStatistics(_Model):
     #: Upper bound on the probability that two distinct states shared a 64-bit
     #: fingerprint and were merged (n^2 / 2^65).
     collision_bound: float = 0.0
-    #: Peak resident memory of the search, MiB (this process and its workers;
-    #: 0 where the platform gives no figure); None in a report, as ``seconds``.
+    #: Peak resident memory of the search, MiB (this process and its workers,
+    #: the verdicts computed from its state graph included; 0 where the
+    #: platform gives no figure); None in a report, as ``seconds``.
     peak_mib: float | None = None
 
 

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -920,6 +921,43 @@ def test_a_dask_cluster_that_cannot_do_the_search_is_refused_before_it(
     expected = message.format(installed=installed, digest=_model_digest())
     assert err.endswith(expected + "\n")
     assert err.count("\n") == 1
+
+
+#: Holds :func:`_stuck_digest` until the test is done with it.
+_RELEASE = threading.Event()
+
+
+def _stuck_digest() -> str:
+    """A worker's model digest that does not come (a worker thread of this
+    process runs it: pickled by name, so the event is this module's)."""
+    _RELEASE.wait(30)
+    return "0123456789abcdef"
+
+
+def test_a_dask_worker_that_hangs_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dask's checks take no timeout: a worker stuck in one would hang the
+    command before any work, with nothing said."""
+    distributed = pytest.importorskip("distributed")
+    from mmsim import cli, explorer
+
+    _RELEASE.clear()
+    monkeypatch.setattr(cli, "_DASK_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(cli, "_model", lambda: "0123456789abcdef")
+    monkeypatch.setattr(explorer, "_model_digest", _stuck_digest)  # workers run it
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        try:
+            assert main(["check", "dio/001", "--dask", address]) == 2
+        finally:
+            _RELEASE.set()  # lets the cluster close
+    assert capsys.readouterr().err == (
+        f"mmsim: error: --dask {address}: a worker did not say which model it "
+        "runs within 0.5 s\n"
+    )
 
 
 def test_a_dask_worker_that_cannot_say_its_model_is_refused_in_one_line(

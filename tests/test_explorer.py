@@ -452,6 +452,121 @@ def test_the_graph_reads_back_every_edge_it_stored() -> None:
     assert list(g.out(3)) == []  # a node never expanded
 
 
+def _stuck_by_reverse_graph(
+    root: int, edges: dict[int, list[int]], ends: set[int]
+) -> list[int]:
+    """The states the root reaches that reach no end, breadth first: what
+    ``_unbounded_wait`` computed before, with a reverse graph."""
+    back: dict[int, list[int]] = {}
+    for node, children in edges.items():
+        for child in children:
+            back.setdefault(child, []).append(node)
+    can_end, todo = set(ends), list(ends)
+    while todo:
+        for prev in back.get(todo.pop(), []):
+            if prev not in can_end:
+                can_end.add(prev)
+                todo.append(prev)
+    order, queue = [root], [root]
+    while queue:
+        for child in edges.get(queue.pop(0), []):
+            if child not in order:
+                order.append(child)
+                queue.append(child)
+    return [n for n in order if n not in can_end]
+
+
+@settings(deadline=None)
+@given(
+    st.dictionaries(
+        st.integers(0, 11), st.lists(st.integers(0, 11), max_size=3), max_size=12
+    ),
+    st.sets(st.integers(0, 11), max_size=4),
+    st.randoms(use_true_random=False),
+)
+def test_unbounded_wait_finds_the_states_no_end_is_reachable_from(
+    edges: dict[int, list[int]], ends: set[int], rnd: Any
+) -> None:
+    """The fixpoint over forward edges, whatever order the states come in,
+    finds exactly the stuck states a reverse graph finds, and the first of them
+    breadth first."""
+    from mmsim.explorer import (
+        SearchStats,
+        _Graph,
+        _Paths,
+        _shortest_paths,
+        _unbounded_wait,
+    )
+
+    graph = _Graph(root=0)
+    for node, children in edges.items():
+        for place, child in enumerate(children):
+            graph.add_edge(node, place, child, (), None)
+    reached = list(_shortest_paths(graph))
+    graph.edges = {n: e for n, e in graph.edges.items() if n in reached}
+    graph.ends = {n: () for n in ends if n in reached}
+    rnd.shuffle(reached)  # the fixpoint must not depend on the order
+    states = dict.fromkeys(reached, 0)
+    stats = SearchStats(states=len(states), complete=True)
+    result = _unbounded_wait(stats, graph, states, _Paths(graph, lambda: None))
+    live = {n: edges.get(n, []) for n in states}
+    stuck = _stuck_by_reverse_graph(0, live, set(graph.ends))
+    assert result.occurrences == len(stuck)
+    if not stuck:
+        assert result.verdict == Verdict.NEVER
+        return
+    assert result.verdict == (Verdict.ALWAYS if stuck[0] == 0 else Verdict.SOMETIMES)
+    assert result.counterexample is not None
+    node = 0
+    for place in result.counterexample.schedule:
+        node = edges[node][place]
+    assert node == stuck[0]
+
+
+def test_a_proof_computes_no_shortest_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parent for every state is as large as the graph: a search with no
+    counterexample to show must not build one."""
+    from mmsim import explorer
+
+    def refuse(*_: Any) -> None:
+        raise AssertionError("shortest paths computed for a proof")
+
+    monkeypatch.setattr(explorer, "_shortest_paths", refuse)
+    prog = [[("add", 0, 1)] * 3, [("add", 1, 1)] * 3]
+    result = explore(ToyFactory(prog, 2, 0, bad=99))
+    assert result.stats.complete
+    assert result.verdict == Verdict.NEVER
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/statm").exists(), reason="no figure of memory held now"
+)
+def test_the_peak_counts_the_memory_the_verdicts_take(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The verdicts are computed after the last batch, from structures as large
+    as the graph: the peak charges them. Here the shortest paths hold 64 MiB
+    of their own (written, so resident)."""
+    from mmsim import explorer
+
+    shortest = explorer._shortest_paths
+
+    class Heavy(dict[int, Any]):
+        ballast = b""
+
+    def heavy(*args: Any, **kwargs: Any) -> Heavy:
+        parent = Heavy(shortest(*args, **kwargs))
+        parent.ballast = b"\x01" * (64 << 20)
+        return parent
+
+    monkeypatch.setattr(explorer, "_shortest_paths", heavy)
+    before = explorer._rss_mib()
+    prog = [[("set", 1, 1), ("set", 0, 9)], [("add", 1, 1)]]
+    result = explore(ToyFactory(prog, 2, 0, bad=9))
+    assert result.verdict == Verdict.ALWAYS
+    assert result.stats.peak_mib > before + 48
+
+
 def test_symmetry_merges_identical_tasks() -> None:
     # Three identical tasks of two steps each: a task is not started, after its
     # first step, after its second, or done: 4**3 states, and up to symmetry
