@@ -1378,6 +1378,8 @@ class _Paths:
         """The breadth-first rank of each of ``nodes`` the root reaches: of two
         equally short counterexamples, the first found is shown."""
         wanted = set(nodes)
+        if not wanted:
+            return {}
         return {n: i for i, n in enumerate(self.parent) if n in wanted}
 
 
@@ -1407,8 +1409,7 @@ def _result(
         ids.remove(STARVATION)
         results[STARVATION] = _starvation(stats, graph, paths)
     ends = {node for node, found in graph.ends.items() if found}
-    hits = {node for node, _, _ in graph.found} | ends
-    order = paths.order(hits) if hits else {}  # the root reaches these
+    order = paths.order({node for node, _, _ in graph.found} | ends)
     for oid in ids:
         best: tuple[int, int, Counterexample] | None = None
         count = 0

@@ -536,6 +536,14 @@ def test_a_proof_computes_no_shortest_paths(monkeypatch: pytest.MonkeyPatch) -> 
     result = explore(ToyFactory(prog, 2, 0, bad=99))
     assert result.stats.complete
     assert result.verdict == Verdict.NEVER
+    # The kernel model's graph-wide oracles too (unbounded waits, starvation).
+    from mmsim._api import machine_factory
+
+    make, _, _ = machine_factory("dio/001", "defer-release")
+    result = explore(make)
+    assert result.stats.complete
+    assert {r.verdict for r in result.oracles.values()} == {Verdict.NEVER}
+    assert {"unbounded-wait", "starvation"} <= set(result.oracles)
 
 
 @pytest.mark.skipif(
