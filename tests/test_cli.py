@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -934,18 +935,31 @@ def _stuck_digest() -> str:
     return "0123456789abcdef"
 
 
-def test_a_dask_worker_that_hangs_is_refused_in_one_line(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def _broken_digest() -> str:
+    raise OSError("source unreadable\nsecond line")
+
+
+@pytest.mark.parametrize(
+    ("digest", "message"),
+    [
+        (_broken_digest, "could not say which model it runs (source unreadable)"),
+        # Dask's checks take no timeout: this one would hang the command.
+        (_stuck_digest, "did not say which model it runs within 0.5 s"),
+    ],
+)
+def test_a_dask_worker_that_cannot_say_its_model_is_refused_in_one_line(
+    digest: Callable[[], str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Dask's checks take no timeout: a worker stuck in one would hang the
-    command before any work, with nothing said."""
     distributed = pytest.importorskip("distributed")
     from mmsim import cli, explorer
 
     _RELEASE.clear()
     monkeypatch.setattr(cli, "_DASK_TIMEOUT_S", 0.5)
     monkeypatch.setattr(cli, "_model", lambda: "0123456789abcdef")
-    monkeypatch.setattr(explorer, "_model_digest", _stuck_digest)  # workers run it
+    monkeypatch.setattr(explorer, "_model_digest", digest)  # what workers run
     with distributed.LocalCluster(
         n_workers=1, processes=False, dashboard_address=None
     ) as cluster:
@@ -955,28 +969,5 @@ def test_a_dask_worker_that_hangs_is_refused_in_one_line(
         finally:
             _RELEASE.set()  # lets the cluster close
     assert capsys.readouterr().err == (
-        f"mmsim: error: --dask {address}: a worker did not say which model it "
-        "runs within 0.5 s\n"
-    )
-
-
-def test_a_dask_worker_that_cannot_say_its_model_is_refused_in_one_line(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    distributed = pytest.importorskip("distributed")
-    from mmsim import cli, explorer
-
-    def broken() -> str:
-        raise OSError("source unreadable\nsecond line")
-
-    monkeypatch.setattr(cli, "_model", lambda: "0123456789abcdef")
-    monkeypatch.setattr(explorer, "_model_digest", broken)  # what workers run
-    with distributed.LocalCluster(
-        n_workers=1, processes=False, dashboard_address=None
-    ) as cluster:
-        address = cluster.scheduler_address
-        assert main(["check", "dio/001", "--dask", address]) == 2
-    assert capsys.readouterr().err == (
-        f"mmsim: error: --dask {address}: a worker could not say which model it "
-        "runs (source unreadable)\n"
+        f"mmsim: error: --dask {address}: a worker {message}\n"
     )
