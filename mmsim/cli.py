@@ -1193,6 +1193,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         # are Hypothesis's, which may run more than the examples it counts.
         if args.scenario:
             check = ["mmsim", "check", args.scenario, "--policy", args.policy]
+            check += ["--fs", args.fs] if args.fs else []
             print(f"  a sample, not a proof: {shlex.join(check)} tries every run")
         else:
             print("  a sample, not a proof: --max-examples N tries more")

@@ -495,6 +495,11 @@ def test_fuzz_command_exits_0_when_nothing_is_found(
         "  a sample, not a proof: mmsim check dio/001 --policy defer-release "
         "tries every run",
     ]
+    assert main([*argv, "--fs", "ext4", "--seed", "1", "--max-examples", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[2] == (
+        "  a sample, not a proof: mmsim check dio/001 --policy defer-release "
+        "--fs ext4 tries every run"
+    )
 
 
 def test_fuzz_command_says_how_far_the_policy_machine_went(
