@@ -1566,12 +1566,13 @@ def _starvation(stats: SearchStats, graph: _Graph, paths: _Paths) -> OracleResul
     A cycle found is a real infinite run, so a cut search can report one; only a
     complete search can say Never.
     """
+    # Every state in pin_waits was reached by an edge of the search (the merge
+    # records it as it is found): no reachability test, and no shortest paths
+    # unless a cycle is found.
     waiting: dict[tuple[int, int], bool] = {}
-    parent = paths.parent if graph.pin_waits else {}
     for node, pins in graph.pin_waits.items():
-        if node in parent:
-            for place, can_run in pins:
-                waiting[(node, place)] = can_run
+        for place, can_run in pins:
+            waiting[(node, place)] = can_run
     succ: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for node, place in waiting:
         nxt = []
