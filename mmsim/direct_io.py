@@ -100,11 +100,29 @@ def submit_page_section(k: Kernel, dio: Dio, page: Page, pinned: bool) -> Path:
 
 @kernel("fs/direct-io.c")
 def do_direct_IO(k: Kernel, dio: Dio) -> Path:
-    """Models do_direct_IO() for one page: get the user page, submit its read."""
+    """Models do_direct_IO() for one page: get the user page, submit its read.
+
+    ``get_more_blocks`` finding no block behind the offset (a punched hole)
+    takes the ``do_holes`` branch: the user page is zeroed by the CPU
+    (``zero_user``) and its reference dropped, with no bio and no
+    ``set_page_dirty``. Returns the bio, ``HOLE``, or None when the user page
+    could not be had.
+    """
     page, pinned = yield from dio_get_page(k, dio.vma, dio.index)
     if page is None:
         return None
+    if dio.lblk not in dio.src.blocks:
+        k.store_data(page, 0, "zero_user")
+        if pinned:
+            yield from unpin_user_pages_dirty_lock(k, page, False)
+        else:
+            k.ops.put_user_page(k, page)
+        return HOLE
     return (yield from submit_page_section(k, dio, page, pinned))
+
+
+#: What ``do_direct_IO`` returns for a page read from a hole: no bio.
+HOLE = "hole"
 
 
 @kernel("fs/direct-io.c")
@@ -148,7 +166,8 @@ def dio_complete(k: Kernel, dio: Dio) -> None:
     completed write to the mapped file page, which a final sync must persist.
     """
     inode = dio.vma.mapping.host
-    k.expected[(inode.key, dio.index)] = k.disk.data[dio.src.blocks[dio.lblk]]
+    blk = dio.src.blocks.get(dio.lblk)
+    k.expected[(inode.key, dio.index)] = k.disk.data[blk] if blk is not None else 0
 
 
 @kernel("fs/direct-io.c")
@@ -175,12 +194,19 @@ def do_blockdev_direct_IO(
     work). A synchronous read waits and completes here; an AIO read (io_submit)
     returns -EIOCBQUEUED once submitted and completes in interrupt context.
     Returns the bytes read, -EIOCBQUEUED, or -EFAULT when the user page could not
-    be pinned.
+    be pinned. A read at or past the source's end returns 0 before any page is
+    taken ("Once we sampled i_size check for reads beyond EOF"); a page read
+    from a hole completes at once (``do_direct_IO``).
     """
+    if lblk * 4096 >= src.size:
+        return 0
     dio = Dio(key=0, vma=vma, index=index, src=src, lblk=lblk, is_async=is_async)
     bio = yield from do_direct_IO(k, dio)
     if bio is None:
         return -EFAULT
+    if bio == HOLE:
+        dio_complete(k, dio)
+        return 4096
     if is_async:
         return -EIOCBQUEUED
     yield from dio_await_completion(k, dio, bio)
