@@ -435,15 +435,13 @@ def _check_output(flag: str, path: Path, *, directory: bool = False) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so no half file is
-    left; a failure (a full disk) is a one-line error, the old file kept."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write ``text`` to ``path`` whole or not at all (:mod:`mmsim._files`); a
+    failure (a full disk) is a one-line error, the old file kept."""
+    from mmsim._files import write_whole
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_whole(path, lambda f: f.write(text.encode()))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise _BadInput(f"{path}: cannot write it ({exc.strerror or exc})") from None
 
 
@@ -491,8 +489,36 @@ def _refuse_options(args: argparse.Namespace) -> None:
             raise _BadInput(f"{flag(dest)} applies to the exhaustive search only")
 
 
+def _refuse_clashes(
+    outputs: dict[str, Path | None],
+    inputs: dict[str, Path | None],
+    allowed: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """An output that is an input, or another output, is refused before the
+    work: writing it would destroy what the run read, or the other output.
+    ``allowed`` names the (output, input) pairs that may be one file."""
+    seen: dict[str, str] = {}
+    for flag, path in inputs.items():
+        if path is not None and path.is_file():
+            seen.setdefault(os.path.realpath(path), flag)
+    for flag, out in outputs.items():
+        if out is None:
+            continue
+        where = os.path.realpath(out)
+        other = seen.get(where)
+        if other is not None and (flag, other) not in allowed:
+            raise _BadInput(f"{flag} {out}: it is the file of {other} too")
+        seen[where] = flag
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     _refuse_options(args)
+    _refuse_clashes(
+        {"--checkpoint": args.checkpoint, "--json": args.json},
+        {"the scenario": Path(args.scenario), "--resume": args.resume},
+        # A resumed search's checkpoint is saved again where it was.
+        allowed=(("--checkpoint", "--resume"),),
+    )
     if args.json is not None:
         _check_output("--json", args.json)
     if args.strategy != "exhaustive":
@@ -992,15 +1018,21 @@ def _cmd_cost(args: argparse.Namespace) -> int:
 
     if args.json is not None:
         _check_output("--json", args.json)
-    result = cost(
-        args.workload,
-        args.policy,
-        fs=args.fs,
-        seeds=args.seeds,
-        seed=args.seed,
-        scale=args.scale,
-        cost_model=args.cost_model,
-    )
+    from mmsim.timed import WorkloadHang
+
+    try:
+        result = cost(
+            args.workload,
+            args.policy,
+            fs=args.fs,
+            seeds=args.seeds,
+            seed=args.seed,
+            scale=args.scale,
+            cost_model=args.cost_model,
+        )
+    except WorkloadHang as exc:
+        # A cost model can slow a run past its step budget (a huge step cost).
+        raise _BadInput(f"{args.workload}: {exc}") from None
     if args.json is not None:  # before any output, as check's
         _write_atomic(args.json, result.model_dump_json(indent=2) + "\n")
     rows = []

@@ -87,6 +87,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from mmsim._files import check_writable, write_whole
 from mmsim.engine import (
     KERNEL_FUNCTIONS,
     Machine,
@@ -703,16 +704,18 @@ class _Search:
     workers_mib: float = 0.0
 
     def save(self, path: Path) -> None:
-        """Write the search to ``path`` atomically (a temporary file, renamed)."""
+        """Write the search to ``path`` whole or not at all (a temporary file
+        beside it, renamed: :mod:`mmsim._files`)."""
         self.model = _model_digest()
         state = attrs.asdict(self, recurse=False)
-        tmp = path.with_name(path.name + ".tmp")
         try:
-            with tmp.open("wb") as f:
-                pickle.dump((_CHECKPOINT_FORMAT, state), f, pickle.HIGHEST_PROTOCOL)
-            tmp.replace(path)
+            write_whole(
+                path,
+                lambda f: pickle.dump(
+                    (_CHECKPOINT_FORMAT, state), f, pickle.HIGHEST_PROTOCOL
+                ),
+            )
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise CheckpointError(
                 f"{path}: cannot write the checkpoint ({exc.strerror or exc})"
             ) from None
@@ -720,12 +723,10 @@ class _Search:
     @staticmethod
     def check_writable(path: Path) -> None:
         """Fail now, not at the end of a long search, where ``path`` cannot be
-        written: its temporary file is made and removed (``path`` itself is
-        left alone: it may be the checkpoint being resumed)."""
-        tmp = path.with_name(path.name + ".tmp")
+        written (``path`` itself is left alone: it may be the checkpoint being
+        resumed)."""
         try:
-            tmp.open("wb").close()
-            tmp.unlink()
+            check_writable(path)
         except OSError as exc:
             raise CheckpointError(
                 f"{path}: cannot write a checkpoint there ({exc.strerror or exc})"

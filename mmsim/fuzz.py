@@ -1130,6 +1130,9 @@ def fuzzer(
         deadline=None,
         verbosity=Verbosity.quiet,
         suppress_health_check=list(HealthCheck),
+        # One finding, shrunk: several distinct ones would come as an
+        # ExceptionGroup, which a campaign does not return.
+        report_multiple_bugs=False,
     )
     policies = load_policy(policy)
     examples = 0

@@ -493,15 +493,69 @@ def test_a_json_that_cannot_be_written_is_one_line_and_the_old_one_stays(
     out = tmp_path / "result.json"
     out.write_text("the old result\n")
 
-    def full(self: Path, *args: object, **kwargs: object) -> int:
+    def full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr("mmsim._files.os.replace", full)
     assert main(["check", "dio/002", "--no-diagram", "--json", str(out)]) == 2
     err = capsys.readouterr().err
     assert err == f"mmsim: error: {out}: cannot write it (No space left on device)\n"
     assert out.read_bytes() == b"the old result\n"
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_a_json_goes_through_a_symlink_and_leaves_other_files_alone(
+    tmp_path: Path,
+) -> None:
+    """The link's target takes the result (the link stays); a file named as
+    the old temporary file was (``FILE.tmp``) is not the output's to touch."""
+    target = tmp_path / "target.json"
+    target.write_text("old\n")
+    link = tmp_path / "link.json"
+    link.symlink_to(target.name)
+    bystander = tmp_path / "link.json.tmp"
+    bystander.write_text("mine\n")
+    assert main(["check", "dio/002", "--no-diagram", "--json", str(link)]) == 1
+    assert link.is_symlink()
+    assert json.loads(target.read_text())["verdict"] == "Sometimes"
+    assert bystander.read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "link.json",
+        "link.json.tmp",
+        "target.json",
+    ]
+
+
+def test_an_output_that_is_an_input_is_refused_before_the_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "race-b.toml"
+    scenario.write_bytes(
+        (Path(__file__).parent.parent / "examples/scenarios/race-b.toml").read_bytes()
+    )
+    ckpt = tmp_path / "search.ckpt"
+    for argv, message in (
+        (
+            [str(scenario), "--json", str(scenario)],
+            f"--json {scenario}: it is the file of the scenario too",
+        ),
+        (
+            [str(scenario), "--checkpoint", str(scenario)],
+            f"--checkpoint {scenario}: it is the file of the scenario too",
+        ),
+        (
+            ["dio/001", "--checkpoint", str(ckpt), "--json", str(ckpt)],
+            f"--json {ckpt}: it is the file of --checkpoint too",
+        ),
+        (
+            ["dio/001", "--checkpoint", str(tmp_path)],
+            f"{tmp_path}: cannot write a checkpoint there (Is a directory)",
+        ),
+    ):
+        assert main(["check", *argv]) == 2
+        assert capsys.readouterr().err == f"mmsim: error: {message}\n"
+    assert scenario.read_bytes().startswith(b"# Jan Kara's race B")
+    assert not ckpt.exists()
 
 
 def test_a_report_that_cannot_be_written_is_one_line(
