@@ -118,10 +118,12 @@ def _search(
     policy: str,
     budget_s: float = BUDGET_S,
     jobs: int = 1,
+    table_steps: bool = True,
 ) -> dict[str, Any]:
     """One exhaustive search in a fresh process, for its own peak memory (the
     searching process's and, with ``jobs`` > 1, its workers' as their last
-    batches reported: ``SearchStats.peak_mib``)."""
+    batches reported: ``SearchStats.peak_mib``); with tabled steps unless
+    ``table_steps`` is False."""
     code = (
         "import json, sys\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
@@ -132,12 +134,13 @@ def _search(
         f"bounds = Bounds(max_time={budget_s}, max_memory={BUDGET_MIB})\n"
         f"if {jobs} > 1:\n"
         f"    with ProcessPoolExecutor({jobs}) as pool:\n"
-        "        r = explore(make, bounds, executor=pool)\n"
+        f"        r = explore(make, bounds, executor=pool, table_steps={table_steps})\n"
         "else:\n"
-        "    r = explore(make, bounds)\n"
+        f"    r = explore(make, bounds, table_steps={table_steps})\n"
         "s = r.stats\n"
         "json.dump(dict(verdict=r.verdict.value, states=s.states, "
         "transitions=s.transitions, executions=s.executions, seconds=s.seconds, "
+        "replays=s.replays, "
         "peak_mib=s.peak_mib, complete=s.complete, cut_by=s.cut_by), sys.stdout)\n"
     )
     out = subprocess.run(
@@ -150,8 +153,9 @@ def _search(
 def test_defer_release_two_readers_two_requests_two_flushers(benchmark: Any) -> None:
     """Goal: defer-release proved (Never) on 2 readers x 2 requests with two
     flushers in under 5 s (SPIN: about 1.8 s, 454 thousand states). The search
-    runs to its end, on both cores, so that the time to the proof is measured
-    (a few minutes here)."""
+    runs to its end, on both cores, so that the time to the proof is measured,
+    with tabled steps (``--table-steps``) and, as the baseline in the same
+    run, replaying a state for each child (a few minutes here)."""
     size = (1, 1) if benchmark.disabled else (2, 2)
     jobs = min(2, os.cpu_count() or 1)
     result = benchmark.pedantic(
@@ -159,20 +163,32 @@ def test_defer_release_two_readers_two_requests_two_flushers(benchmark: Any) -> 
         rounds=1,
         iterations=1,
     )
-    benchmark.extra_info.update(result, jobs=jobs)
+    replayed = _search(*size, 2, "defer-release", PROOF_BUDGET_S, jobs, False)
+    assert (result["verdict"], result["states"]) == (
+        replayed["verdict"],
+        replayed["states"],
+    )
+    benchmark.extra_info.update(result, jobs=jobs, replayed=replayed)
+    for how, row in (("tabled steps", result), ("replayed", replayed)):
+        print(
+            f"\ndefer-release on dio/001 {size[0]}x{size[1]}, 2 flushers, "
+            f"{jobs} processes, {how}: "
+            f"{row['verdict']}, {row['states']:,} states in "
+            f"{row['seconds']:.1f}s ({row['replays']:,} replays), "
+            f"peak {row['peak_mib']:.0f} MiB"
+            + ("" if row["complete"] else f", cut by {', '.join(row['cut_by'])}")
+        )
     print(
-        f"\ndefer-release on dio/001 {size[0]}x{size[1]}, 2 flushers, "
-        f"{jobs} processes: "
-        f"{result['verdict']}, {result['states']:,} states in "
-        f"{result['seconds']:.1f}s, peak {result['peak_mib']:.0f} MiB"
-        + ("" if result["complete"] else f", cut by {', '.join(result['cut_by'])}")
+        "tabled steps against replayed, same run: "
+        f"{result['seconds'] / replayed['seconds']:.2f}x the time, "
+        f"{result['peak_mib'] / replayed['peak_mib']:.2f}x the peak memory"
     )
 
 
 def test_growth_table(benchmark: Any) -> None:
     """Distinct states, executions, wall time and peak memory against the size
-    (readers x requests, two flushers), under defer-release, so the growth is
-    visible (SPIN at 3x3: 34.7 million states, 44 s, 2.1 GB)."""
+    (readers x requests, two flushers), under defer-release, with tabled steps,
+    so the growth is visible (SPIN at 3x3: 34.7 million states, 44 s, 2.1 GB)."""
     sizes = SIZES[:1] if benchmark.disabled else SIZES
     rows = benchmark.pedantic(
         lambda: [_search(r, q, 2, "defer-release") for r, q in sizes],

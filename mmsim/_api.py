@@ -238,6 +238,7 @@ def _command(
     symmetry: bool,
     dead_variables: bool,
     stop_on_first: bool,
+    table_steps: bool = False,
 ) -> str:
     cmd = ["mmsim", "check", scenario]
     for key, value in sorted(params.items()):
@@ -254,6 +255,8 @@ def _command(
         cmd += ["--no-symmetry"]
     if not dead_variables:
         cmd += ["--no-dead-variables"]
+    if table_steps:
+        cmd += ["--table-steps"]
     if stop_on_first:
         cmd += ["--first"]
     return shlex.join(cmd)
@@ -280,6 +283,7 @@ def check(
     resume: Path | None = None,
     diagram: bool = True,
     progress: Callable[[SearchStats], None] | None = None,
+    table_steps: bool = False,
 ) -> CheckResult:
     """Explore every interleaving of ``scenario`` under ``policy``.
 
@@ -290,7 +294,10 @@ def check(
     (``{"readers": 2}``); ``goals`` adds reachability goals to the scenario's.
     ``executor`` expands the search's states on a process pool or a cluster
     (same result). With ``checkpoint``, an interrupted or budget-cut search
-    saves itself there; ``resume`` continues one. Raises ``ScenarioError``,
+    saves itself there; ``resume`` continues one. ``table_steps`` learns each
+    task's steps as a table instead of replaying a state for each of its
+    children (:func:`~mmsim.explorer.explore`: the same states and verdicts,
+    fewer replays). Raises ``ScenarioError``,
     ``PolicyError``, ``OracleError`` or ``CheckpointError`` with a one-line
     message.
     """
@@ -317,6 +324,7 @@ def check(
         progress=progress,
         checkpoint=checkpoint,
         resume=resume,
+        table_steps=table_steps,
     )
     st = result.stats
     stats = SearchStatistics(
@@ -333,6 +341,7 @@ def check(
         cut_by=list(st.cut_by),
         symmetry=symmetry,
         dead_variables=dead_variables,
+        table_steps=table_steps,
         collision_bound=st.collision_bound,
         peak_mib=round(st.peak_mib, 1),
     )
@@ -415,6 +424,7 @@ def check(
             symmetry,
             dead_variables,
             stop_on_first,
+            table_steps,
         ),
     )
 

@@ -45,6 +45,15 @@ Reductions, each sound and each checked against brute force by the tests:
   or where what a step changes is invisible to every other task (see
   ``kswapd``).
 
+**Tabled steps** (``table_steps``, off by default) change how states are
+expanded, not which: each process learns the steps it runs as a table
+(:class:`_Tables`) and composes a node's children from it, so a node is replayed
+only for a step or a wait the table does not hold yet, and where a run ends.
+Nodes then carry their state (fingerprints) as well as their schedule. The
+same states, transitions and verdicts, the tests check; only a state's
+canonical order of identical tasks differs (by fingerprint), and so may which
+of two identical tasks a counterexample names.
+
 Partial-order reduction is not used. It was measured on ``dio/001`` under
 defer-release with two readers (``benchmarks/bench_reductions.py``), counting as
 independent every pair of steps that the state graph shows commuting. Sleep sets
@@ -69,6 +78,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import itertools
 import marshal
 import math
 import os
@@ -89,6 +99,7 @@ import attrs
 
 from mmsim._files import check_writable, write_whole
 from mmsim.engine import (
+    _FINISHED,
     KERNEL_FUNCTIONS,
     Machine,
     Violation,
@@ -309,8 +320,9 @@ def _key(
 _Code = tuple[str, str, str, tuple[tuple[int, int], ...]]
 
 #: One node to expand: its fingerprint, concrete schedule (one byte a task id),
-#: the task that ran last (or -1) and the preemptions so far.
-_Node = tuple[int, bytes, int, int]
+#: the task that ran last (or -1), the preemptions so far, and, when the search
+#: tables steps, the node's state packed (:func:`_pack`; else empty).
+_Node = tuple[int, bytes, int, int, bytes]
 
 
 class _Child(NamedTuple):
@@ -336,6 +348,9 @@ class _Child(NamedTuple):
     pins: tuple[tuple[int, bool], ...]
     smap: tuple[int, ...] | None
     leaf: Hashable
+    #: The child's state packed, when the search tables steps and the child
+    #: runs on (:func:`_pack`); else empty.
+    state: bytes = b""
 
 
 @attrs.frozen
@@ -367,6 +382,8 @@ class _Batch:
     #: The model a worker ran (:func:`_model_digest`; "" in the searching
     #: process, which need not read its own source for a search on its own).
     model: str = ""
+    #: Children composed from tabled steps, not stepped (tabled searches).
+    hits: int = 0
 
 
 @attrs.frozen
@@ -382,6 +399,11 @@ class _Expander:
     #: at its end), where the merge stops the search: the nodes after it would
     #: be expanded for nothing.
     stop_on_first: bool = False
+    #: Table each task's steps (see :class:`_Tables`) rather than replay a
+    #: node for every child; ``token`` names the search, whose tables a
+    #: process keeps between its batches.
+    tabled: bool = False
+    token: str = ""
 
     @watchdog()
     def __call__(
@@ -401,7 +423,9 @@ class _Expander:
         out = []
         live: list[tuple[Machine | None, ...]] = []
         bounded = self.preemption_bound is not None
-        for i, (_, schedule, last, preemptions) in enumerate(nodes):
+        if self.tabled:
+            return self._expand_tabled(nodes, machines, keep)
+        for i, (_, schedule, last, preemptions, _) in enumerate(nodes):
             held = machines[i] if machines is not None else None
             if held is None:
                 m = self._replay(schedule)
@@ -524,6 +548,417 @@ class _Expander:
             m.step(tid)
         m.replaying = False
         return m
+
+    def _expand_tabled(
+        self,
+        nodes: list[_Node],
+        machines: list[Machine | None] | None,
+        keep: int,
+    ) -> _Batch:
+        """:meth:`__call__` from the tables: a node's children are composed
+        from tabled steps, and a machine is replayed only for a step not yet
+        tabled, for a task whose wait the tables do not know yet, and where a
+        run ends (the final sync and the end-of-run oracles run on it)."""
+        tables = _Tables.of(self)
+        steps, fin = tables.steps, _FIN
+        bounded = self.preemption_bound is not None
+        replays = replayed = 0
+        reached: set[tuple[types.CodeType, int]] = set()
+        events: set[str] = set()
+        out = []
+        live: list[tuple[Machine | None, ...]] = []
+
+        def replay(schedule: bytes) -> Machine:
+            nonlocal replays, replayed
+            replays += 1
+            replayed += len(schedule)
+            return self._replay(schedule)
+
+        for i, (_, schedule, last, preemptions, state) in enumerate(nodes):
+            held = machines[i] if machines is not None else None
+            if held is not None:
+                held.violations.clear()  # as a replay leaves it: none recorded
+            sfp, pfps, waits = _unpack(state)
+            n = len(pfps)
+            tail = _tail(sfp, pfps)
+            enabled = [t for t, w in enumerate(waits) if w is not None and w[0]]
+            _, slot = tables.canonical(pfps)
+            enabled = _order(enabled, None if last < 0 else last)
+            at_last = waits[last] if last >= 0 else None
+            idle = at_last is not None and at_last[2]
+            can_go_on = last >= 0 and last in enabled and not idle
+            children = []
+            kept: list[Machine | None] = []
+            cut = False
+            for tid in enabled:
+                p = preemptions
+                if bounded and can_go_on and tid != last:
+                    p += 1
+                if self.preemption_bound is not None and p > self.preemption_bound:
+                    cut = True
+                    continue
+                key = _KEY.pack(tid, pfps[tid]) + tail
+                step = steps.get(key)
+                cm: Machine | None = None
+                if step is None:
+                    cm, held = held if held is not None else replay(schedule), None
+                    step = steps[key] = tables.step(cm, tid, pfps)
+                else:
+                    tables.hits += 1
+                sfp2, n2, extra = _STEP.unpack_from(step)
+                found, step_events, step_reached = tables.extras[extra]
+                changes = _CHANGE.iter_unpack(step[_STEP.size :])
+                events |= step_events
+                reached |= step_reached
+                pfps2 = pfps[:n2] + [fin] * (n2 - n)
+                for t, q in changes:
+                    pfps2[t] = q
+                tail2 = _tail(sfp2, pfps2)
+                waits2 = tables.waits(pfps2, tail2)
+                if waits2 is None:
+                    if cm is None:
+                        cm = replay(schedule + bytes((tid,)))
+                    waits2 = tables.learn(cm, pfps2, tail2)
+                now_last = -1 if tid >= n2 or pfps2[tid] == fin else tid
+                child_pfps, child_slot = tables.canonical(pfps2)
+                child_key = _tabled_key(
+                    sfp2,
+                    child_pfps,
+                    None if not bounded else _place(child_slot, now_last),
+                )
+                place = slot[tid] if slot is not None else tid
+                smap = _compose(slot, child_slot, max(n, n2, tables.span))
+                pins = tuple(
+                    (child_slot[t] if child_slot is not None else t, w[0])
+                    for t, w in enumerate(waits2)
+                    if w is not None and w[1]
+                )
+                end: tuple[Violation, ...] = ()
+                leaf: Hashable = None
+                if any(v.fatal for v in found):
+                    status = "stopped"
+                elif tables.finished(pfps2) or not any(
+                    w is not None and w[0] for w in waits2
+                ):
+                    # A run ends here: the machine itself is needed, for the
+                    # final sync, the end-of-run oracles or the deadlock.
+                    if cm is None:
+                        cm = replay(schedule + bytes((tid,)))
+                    cm.violations.clear()  # the step's are on the edge
+                    cm.events_seen, cm.steps_seen = events, reached
+                    status = settle(cm)
+                    end = tuple(cm.violations)
+                    cm.events_seen = cm.steps_seen = None
+                else:
+                    status = "running"
+                if self.leaf_key is not None and status != "running":
+                    if cm is None:
+                        cm = replay(schedule + bytes((tid,)))
+                    leaf = self.leaf_key(cm, status)
+                if cm is not None and keep and status == "running":
+                    kept.append(cm)
+                    keep -= 1
+                else:
+                    kept.append(None)
+                    if cm is not None:
+                        cm.discard()
+                children.append(
+                    _Child(
+                        place,
+                        tid,
+                        child_key,
+                        found,
+                        status,
+                        end,
+                        now_last,
+                        p,
+                        pins,
+                        smap,
+                        leaf,
+                        _pack(sfp2, pfps2, waits2) if status == "running" else b"",
+                    )
+                )
+                if self.stop_on_first and (found or end):
+                    break
+            if held is not None:
+                held.discard()
+            out.append(_Expansion(tuple(children), cut))
+            live.append(tuple(kept))
+            if (
+                self.stop_on_first
+                and children
+                and (children[-1].found or children[-1].end)
+            ):
+                break
+        positions = frozenset((_code_id(co), lasti) for co, lasti in reached)
+        code = {_code_id(co): _describe(co) for co in {co for co, _ in reached}}
+        return _Batch(
+            tuple(out),
+            replays,
+            replayed,
+            positions,
+            code,
+            frozenset(events),
+            tuple(live) if machines is not None else (),
+            _process(),
+            _rss_mib(shared=True) if machines is None else 0.0,
+            _model_digest() if machines is None else "",
+            tables.hits,
+        )
+
+
+#: The fingerprint of a finished task's position.
+_FIN = fingerprint(_FINISHED)
+#: Marks the positions a step did not move (:meth:`_Tables.step`).
+_UNMOVED: tuple[Any, ...] = ("unmoved",)
+
+#: A tabled step, packed: the shared state's fingerprint after it, the number
+#: of slots after it and the index of what it found, met and reached (in
+#: :attr:`_Tables.extras`); then, :data:`_CHANGE` each, the slots whose
+#: positions it changed (the task's own, any it started) and their new ones.
+_STEP = struct.Struct("<QBI")
+_CHANGE = struct.Struct("<BQ")
+#: What a step found (violations), met (events) and reached (yield points).
+_Extra = tuple[
+    tuple[Violation, ...], frozenset[str], frozenset[tuple[types.CodeType, int]]
+]
+
+
+def _pack(sfp: int, pfps: list[int], waits: list[_Wait | None]) -> bytes:
+    """A tabled state, compact for the frontier: the shared state's fingerprint
+    and each task slot's position's, 8 bytes each, then each task's wait in a
+    byte (:data:`_WAITS`), as the expansion that found the state learnt it."""
+    return struct.pack(f"<{len(pfps) + 1}Q", sfp, *pfps) + bytes(
+        _WAIT_CODE[w] for w in waits
+    )
+
+
+def _unpack(state: bytes) -> tuple[int, list[int], list[_Wait | None]]:
+    n = (len(state) - 8) // 9
+    sfp, *pfps = struct.unpack_from(f"<{n + 1}Q", state)
+    return sfp, pfps, [_WAITS[c] for c in state[8 * (n + 1) :]]
+
+
+def _tail(sfp: int, pfps: list[int]) -> bytes:
+    """What every table key of a state ends with: the shared state, and which
+    slots hold a finished task (a bit each, above them the number of slots):
+    a task started mid-run takes the first finished slot, and a wait may be
+    for another task to finish."""
+    bits = 1 << len(pfps)
+    for t, p in enumerate(pfps):
+        if p == _FIN:
+            bits |= 1 << t
+    return sfp.to_bytes(8, "little") + bits.to_bytes(
+        (bits.bit_length() + 7) // 8, "little"
+    )
+
+
+#: A table key's head: the task's id and its position's fingerprint.
+_KEY = struct.Struct("<BQ")
+
+#: What the tables know of a task's wait: whether it may run, whether it waits
+#: for pins, whether it is a daemon's idle point.
+_Wait = tuple[bool, bool, bool]
+#: Every wait by its code in a packed state, and a finished task's (None).
+_WAITS: list[_Wait | None] = [
+    (bool(c & 1), bool(c & 2), bool(c & 4)) for c in range(8)
+] + [None]
+_WAIT_CODE: dict[_Wait | None, int] = {w: c for c, w in enumerate(_WAITS)}
+#: One copy of each wait, which every table entry of it shares.
+_ONE_WAIT: dict[_Wait, _Wait] = {w: w for w in _WAITS if w is not None}
+
+
+def _place(slot: tuple[int, ...] | None, last: int) -> int:
+    return -1 if last < 0 else (slot[last] if slot is not None else last)
+
+
+def _tabled_key(sfp: int, pfps: list[int], place: int | None) -> int:
+    """A tabled state's fingerprint: BLAKE2b over its canonical fingerprints
+    (and the last task's place, under a preemption bound)."""
+    data = struct.pack(f"<{len(pfps) + 1}Q", sfp, *pfps)
+    if place is not None:
+        data += struct.pack("<q", place)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+@attrs.define(slots=True, eq=False)
+class _Tables:
+    """A process's tabled steps for one search: the kernel's transition
+    relation, learnt as the search meets it.
+
+    A task's step is a function of the shared state, the task's own position
+    (its frames and live locals) and which slots hold finished tasks, and of
+    nothing else: tasks meet only in shared state, which the machine's
+    snapshot holds whole (what state caching already needs), and a task
+    started mid-run takes the first finished slot. So a step run once from
+    some state is known from every state that agrees on those three, however
+    the other tasks stand: ``steps`` maps ``(task, shared state, position,
+    finished slots)``, as fingerprints, to what the step did. Likewise whether
+    a task may run is a function of the same four (its wait's condition reads
+    shared state, its own locals and, at most, whether another task finished):
+    ``info`` maps them to (may run, waits for pins, idle).
+
+    The soundness of this rests on that promise of the model, beyond what
+    state caching needs: a step that read another task's frames would be
+    composed wrongly. The kernel model keeps it (its one wait on another task,
+    ``rdma_app``'s, reads whether that task finished), and the tests check
+    tabled searches against brute force and against every cell of the report.
+
+    On ``dio/001`` under defer-release with two readers of two requests and two
+    flushers, the search's 960,591 transitions came from 153,240 tabled steps.
+    """
+
+    token: str
+    groups: tuple[tuple[int, ...], ...]
+    daemons: tuple[bool, ...]
+    free_tail: bool
+    steps: dict[bytes, bytes] = attrs.Factory(dict)
+    info: dict[bytes, _Wait] = attrs.Factory(dict)
+    #: Each distinct extra of a step, once (few: most steps find nothing and
+    #: meet the same few events and yield points), and its index.
+    extras: list[_Extra] = attrs.Factory(list)
+    extra_index: dict[_Extra, int] = attrs.Factory(dict)
+    hits: int = 0
+
+    @property
+    def span(self) -> int:
+        """The slots the symmetry groups take."""
+        return max((t + 1 for group in self.groups for t in group), default=0)
+
+    @classmethod
+    def of(cls, expander: _Expander) -> _Tables:
+        """This process's tables for ``expander``'s search (new ones for a new
+        search: one search's are kept at a time)."""
+        tables = _TABLES[0] if _TABLES else None
+        if tables is None or tables.token != expander.token:
+            m = _fresh(expander.make, expander.symmetry, expander.dead_variables)
+            tables = cls(
+                expander.token,
+                m.symmetry,
+                tuple(t.daemon for t in m.tasks),
+                m.trailing_finished_are_free,
+            )
+            m.discard()
+            _TABLES[:] = [tables]
+        tables.hits = 0
+        return tables
+
+    def abstract(self, m: Machine) -> tuple[int, list[int]]:
+        """The fingerprints of ``m``'s shared state and of each task's position,
+        without the finished slots at the end when they are free (as the
+        snapshot leaves them out: a state behaves the same with or without
+        them, and the tables then key on fewer distinct sets of slots)."""
+        pfps = [fingerprint(t.position()) for t in m.tasks]
+        if self.free_tail:
+            while pfps and pfps[-1] == _FIN:
+                pfps.pop()
+        return fingerprint(m.state_snapshot()), pfps
+
+    def waits(self, pfps: list[int], tail: bytes) -> list[_Wait | None] | None:
+        """What the tables know of each task's wait at a state (None for a
+        finished task), or None if they do not know it of every task."""
+        info, pack = self.info, _KEY.pack
+        out: list[_Wait | None] = []
+        for t, p in enumerate(pfps):
+            if p == _FIN:
+                out.append(None)
+                continue
+            w = info.get(pack(t, p) + tail)
+            if w is None:
+                return None
+            out.append(w)
+        return out
+
+    def learn(self, m: Machine, pfps: list[int], tail: bytes) -> list[_Wait | None]:
+        """Table each wait of ``m``'s tasks (``m`` stands at ``pfps``, ``tail``)."""
+        out: list[_Wait | None] = [None] * len(pfps)
+        for t in m.tasks:
+            if t.done:
+                continue
+            w = t.wait
+            got = (
+                w is None or w.cond(),
+                w is not None and w.pins,
+                w is not None and w.idle,
+            )
+            out[t.tid] = self.info[_KEY.pack(t.tid, pfps[t.tid]) + tail] = _ONE_WAIT[
+                got
+            ]
+        return out
+
+    def step(self, m: Machine, tid: int, pfps: list[int]) -> bytes:
+        """Step task ``tid`` of ``m`` (standing at ``pfps``) and say what it did;
+        ``m`` is left standing at the child."""
+        events: set[str] = set()
+        reached: set[tuple[types.CodeType, int]] = set()
+        m.events_seen, m.steps_seen = events, reached
+        before = len(m.violations)
+        # A step clears the cached position of the task it moves and of any
+        # task it starts: the others stand where ``pfps`` says, and only the
+        # moved ones need their frames read again.
+        for t in m.tasks:
+            t.pos = _UNMOVED
+        m.step(tid)
+        m.events_seen = m.steps_seen = None
+        found = tuple(m.violations[before:])
+        n = len(pfps)
+        pfps2 = pfps + [_FIN] * (len(m.tasks) - n)
+        for t in m.tasks:
+            if t.pos is _UNMOVED:
+                t.pos = None
+            else:
+                pfps2[t.tid] = fingerprint(t.position())
+        if self.free_tail:
+            while pfps2 and pfps2[-1] == _FIN:
+                pfps2.pop()
+        sfp2 = fingerprint(m.state_snapshot())
+        # The slots past the child's last are finished: cut, not changed.
+        changes = tuple((t, q) for t, q in enumerate(pfps2) if t >= n or q != pfps[t])
+        extra = (found, frozenset(events), frozenset(reached))
+        index = self.extra_index.get(extra)
+        if index is None:
+            index = self.extra_index[extra] = len(self.extras)
+            self.extras.append(extra)
+        return _STEP.pack(sfp2, len(pfps2), index) + b"".join(
+            _CHANGE.pack(t, q) for t, q in changes
+        )
+
+    def canonical(self, pfps: list[int]) -> tuple[list[int], tuple[int, ...] | None]:
+        """:meth:`~mmsim.engine.Machine.canonical_snapshot` on fingerprints: each
+        symmetry group's positions sorted (by fingerprint, which orders the
+        positions as well as any order does), finished slots at the end left
+        out; and the place each task takes."""
+        # A group's finished tasks at the end are cut from ``pfps``: back in.
+        positions = pfps + [_FIN] * (self.span - len(pfps))
+        pfps = positions[:]
+        slot: list[int] | None = None
+        for group in self.groups:
+            order = sorted(group, key=lambda t: (pfps[t], t))
+            if order == list(group):
+                continue
+            if slot is None:
+                slot = list(range(len(pfps)))
+            for place, tid in zip(group, order, strict=True):
+                slot[tid] = place
+                positions[place] = pfps[tid]
+        if self.free_tail:
+            while positions and positions[-1] == _FIN:
+                positions.pop()
+        return positions, (tuple(slot) if slot is not None else None)
+
+    def finished(self, pfps: list[int]) -> bool:
+        """Whether every task but the daemons is done (tasks started mid-run
+        are never daemons)."""
+        daemons = self.daemons
+        return all(
+            p == _FIN or (t < len(daemons) and daemons[t]) for t, p in enumerate(pfps)
+        )
+
+
+#: This process's tables (of the last search that used it), or nothing.
+_TABLES: list[_Tables] = []
+#: Numbers this process's searches, to name their tables.
+_SEARCHES = itertools.count()
 
 
 def _compose(
@@ -668,7 +1103,7 @@ class Interrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
-_CHECKPOINT_FORMAT = "mmsim-search/5"
+_CHECKPOINT_FORMAT = "mmsim-search/6"
 
 
 @attrs.define
@@ -702,6 +1137,8 @@ class _Search:
     #: reported, MiB (0 without workers): they hold it while the verdicts are
     #: computed, which :attr:`SearchStats.peak_mib` charges too.
     workers_mib: float = 0.0
+    #: Whether the search tables steps (its fingerprints are of another kind).
+    table_steps: bool = False
 
     def save(self, path: Path) -> None:
         """Write the search to ``path`` whole or not at all (a temporary file
@@ -781,6 +1218,7 @@ def explore(
     leaf_key: Callable[[Machine, str], Hashable] | None = None,
     checkpoint: Path | None = None,
     resume: Path | None = None,
+    table_steps: bool = False,
 ) -> SearchResult:
     """Search every interleaving of the machine ``make()`` builds.
 
@@ -812,6 +1250,10 @@ def explore(
             memory or state budget.
         resume: a checkpoint to continue from, for the same ``make`` (a
             pickle: resume only checkpoints you made).
+        table_steps: learn each task's steps as a table and compose children
+            from it, replaying a node only for a step not yet tabled
+            (:class:`_Tables`: the same states and verdicts, on the model's
+            promise that tasks meet only in shared state).
     """
     search = _explore(
         make,
@@ -826,6 +1268,7 @@ def explore(
         leaf_key=leaf_key,
         checkpoint=checkpoint,
         resume=resume,
+        table_steps=table_steps,
     )
     return _result(search, make, symmetry, dead_variables)
 
@@ -845,6 +1288,7 @@ def _explore(
     leaf_key: Callable[[Machine, str], Hashable] | None,
     checkpoint: Path | None,
     resume: Path | None,
+    table_steps: bool = False,
 ) -> _Search:
     """:func:`explore`'s search, returned whole: its state graph as well as its
     statistics (the verdicts are computed from the graph; the benchmarks of
@@ -858,6 +1302,7 @@ def _explore(
             search.make != make
             or search.symmetry != symmetry
             or search.dead_variables != dead_variables
+            or search.table_steps != table_steps
         ):
             raise CheckpointError(
                 f"{resume}: the checkpoint is of another search ({search.make!r})"
@@ -881,11 +1326,18 @@ def _explore(
         ]
         search.stats.complete = not search.stats.cut_by
     else:
-        search = _start(make, bounds, symmetry, leaf_key, dead_variables)
+        search = _start(make, bounds, symmetry, leaf_key, dead_variables, table_steps)
     stats = search.stats
     before = search.before
     expander = _Expander(
-        make, bounds.preemption_bound, symmetry, leaf_key, dead_variables, stop_on_first
+        make,
+        bounds.preemption_bound,
+        symmetry,
+        leaf_key,
+        dead_variables,
+        stop_on_first,
+        table_steps,
+        f"{_process()}/{next(_SEARCHES)}" if table_steps else "",
     )
 
     def cut(reason: str) -> None:
@@ -990,10 +1442,18 @@ def _start(
     symmetry: bool,
     leaf_key: Callable[[Machine, str], Hashable] | None,
     dead_variables: bool,
+    table_steps: bool = False,
 ) -> _Search:
     root = _fresh(make, symmetry, dead_variables)
     bounded = bounds.preemption_bound is not None
-    root_key, _ = _key(root, None, bounded)
+    state = b""
+    if table_steps:
+        tables = _Tables("", root.symmetry, (), root.trailing_finished_are_free)
+        sfp, pfps = tables.abstract(root)
+        state = _pack(sfp, pfps, tables.learn(root, pfps, _tail(sfp, pfps)))
+        root_key = _tabled_key(sfp, tables.canonical(pfps)[0], -1 if bounded else None)
+    else:
+        root_key, _ = _key(root, None, bounded)
     graph = _Graph(
         root_key,
         oracle_ids=[o.id for o in root.oracles],
@@ -1007,8 +1467,9 @@ def _start(
         SearchStats(states=1),
         graph,
         {root_key: 0},  # least preemptions each state was reached with
-        [(root_key, b"", -1, 0)],
+        [(root_key, b"", -1, 0, state)],
         dead_variables=dead_variables,
+        table_steps=table_steps,
     )
     status = settle(root)
     if status != "running":
@@ -1045,7 +1506,7 @@ def _merge(
         search.events |= batch.events
         # A batch stopped at its first violation holds fewer expansions than nodes;
         # the merge stops at that violation too.
-        for n, ((node, schedule, _, _), exp) in enumerate(
+        for n, ((node, schedule, _, _, _), exp) in enumerate(
             zip(nodes, batch.expansions, strict=False)
         ):
             if exp.cut:
@@ -1084,7 +1545,7 @@ def _merge(
                         return True
                     continue
                 child = schedule + bytes((ch.tid,))
-                search.nxt.append((ch.key, child, ch.last, ch.preemptions))
+                search.nxt.append((ch.key, child, ch.last, ch.preemptions, ch.state))
                 if live is not None and batch.live and len(live) < _LIVE_MAX:
                     m = batch.live[n][c]
                     if m is not None:
@@ -1277,16 +1738,19 @@ def concretize(
     *,
     symmetry: bool = True,
     dead_variables: bool = True,
+    table_steps: bool = False,
 ) -> tuple[int, ...]:
     """Turn a path of canonical places into the task ids of a concrete run.
 
     Without symmetry a place is the task id. With it, the task at a canonical
-    place is found again at every step of a replay.
+    place is found again at every step of a replay (in the order of positions
+    the search used: a tabled search orders them by fingerprint).
     """
     places = list(places)
     m = _fresh(make, symmetry, dead_variables)
     if not m.symmetry:
         return tuple(places)
+    tables = _Tables("", m.symmetry, (), m.trailing_finished_are_free)
     m.replaying = True
     out: list[int] = []
     for place in places:
@@ -1295,7 +1759,10 @@ def concretize(
             # runs: it may oops (KernelBug), which a replay does not catch, and
             # only its task is wanted.
             m.step(out[-1])
-        _, slot = m.canonical_snapshot()
+        if table_steps:
+            slot = tables.canonical(tables.abstract(m)[1])[1]
+        else:
+            _, slot = m.canonical_snapshot()
         out.append(place if slot is None else slot.index(place))
     return tuple(out)
 
@@ -1458,6 +1925,7 @@ def _result(
                         cex.schedule,
                         symmetry=symmetry,
                         dead_variables=dead_variables,
+                        table_steps=search.table_steps,
                     ),
                 ),
             )

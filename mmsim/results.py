@@ -75,6 +75,9 @@ class SearchStatistics(_Model):
     #: Whether states that differ only in locals no task reads again were
     #: merged (dead variable reduction).
     dead_variables: bool = True
+    #: Whether children were composed from tabled steps rather than replayed
+    #: (the same states; fewer replays).
+    table_steps: bool = False
     #: Upper bound on the probability that two distinct states shared a 64-bit
     #: fingerprint and were merged (n^2 / 2^65).
     collision_bound: float = 0.0

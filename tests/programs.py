@@ -27,7 +27,9 @@ from mmsim.explorer import Counterexample, settle
 # task id (interpreted tasks only), in the first finished helper's slot or else
 # a new one, as the kernel model starts its completions. The ids show in the
 # state: a search that merged two states giving later helpers different ids
-# could miss an outcome that brute force finds.
+# could miss an outcome that brute force finds. ("join", t) sleeps until task
+# ``t`` has finished (interpreted tasks only), as a wait may read another
+# task's end (``rdma_app`` polls for its peer's).
 Op = tuple[Any, ...]
 Program = list[list[Op]]
 
@@ -59,6 +61,8 @@ class ToyMachine(Machine):
         for i, ops in enumerate(program):
             groups.setdefault(repr(ops), []).append(i)
         self.symmetry = tuple(tuple(g) for g in groups.values() if len(g) > 1)
+        if any(op[0] == "join" for ops in program for op in ops):
+            self.symmetry = ()  # a join names a task: tasks are not interchangeable
         if bad is not None:
             self.install_oracles([_VarIsNot(bad)])
 
@@ -90,6 +94,10 @@ class ToyMachine(Machine):
                     yield Wait(
                         lambda var=var, value=value: self.vars[var] == value, "await"
                     )
+            elif kind == "join":
+                peer = op[1]
+                if not self.tasks[peer].done:
+                    yield Wait(lambda peer=peer: self.tasks[peer].done, "join")
             elif kind == "spawn":
                 self._start_helper(self._run([("own", op[1], op[2])]))
             elif kind == "own":
@@ -298,6 +306,7 @@ def programs(
     max_total: int = 9,
     shapes: bool = False,
     spawns: bool = False,
+    joins: bool = False,
 ) -> tuple[Program, int, int]:
     """Programs of 2..max_tasks tasks over 2 variables and 1 lock.
 
@@ -307,7 +316,8 @@ def programs(
     merging) fast. With ``shapes``, also the operations only compiled tasks run
     (:func:`_compiled`): ``swap``, ``twice`` before an operation, and one
     ``finally`` per task. With ``spawns``, also ``spawn`` (a helper task,
-    counted as three operations).
+    counted as three operations). With ``joins``, also ``join`` of another of
+    the tasks.
     """
     nvars, nlocks = 2, 1
     ntasks = draw(st.integers(2, max_tasks))
@@ -323,8 +333,14 @@ def programs(
                 kinds += ["swap", "twice", "finally"]
             if spawns:
                 kinds += ["spawn"]
+            if joins:
+                kinds += ["join"]
             kind = draw(st.sampled_from(kinds))
             var = draw(st.integers(0, nvars - 1))
+            if kind == "join":
+                peers = [t for t in range(ntasks) if t != len(program)]
+                ops.append(("join", draw(st.sampled_from(peers))))
+                continue
             if kind == "spawn":
                 ops += [("spawn", var, draw(st.integers(0, 2)))]
                 continue

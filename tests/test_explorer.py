@@ -29,7 +29,14 @@ from hypothesis import strategies as st
 
 from mmsim.engine import Machine, Oracle, Wait
 from mmsim.engine import Path as KernelPath
-from mmsim.explorer import Bounds, CheckpointError, ModelMismatch, Verdict, explore
+from mmsim.explorer import (
+    _CHECKPOINT_FORMAT,
+    Bounds,
+    CheckpointError,
+    ModelMismatch,
+    Verdict,
+    explore,
+)
 from tests.programs import (
     ToyFactory,
     ToyMachine,
@@ -170,6 +177,63 @@ def test_finished_slots_merge_states_and_change_nothing_else(
     _agree(on, off, make)
 
 
+def _same_search(on: Any, off: Any, make: Any) -> None:
+    """Two searches of one state graph: every figure and verdict equal, and
+    shortest counterexamples as short, which replay to their violation (which
+    of two identical tasks each names may differ: the two order positions
+    differently to pick a state's canonical permutation)."""
+    assert on.leaves == off.leaves
+    assert on.oracles.keys() == off.oracles.keys()
+    for oid, r in on.oracles.items():
+        other = off.oracles[oid]
+        assert (r.verdict, r.occurrences) == (other.verdict, other.occurrences)
+        if r.counterexample is None:
+            assert other.counterexample is None
+            continue
+        assert other.counterexample is not None
+        assert len(r.counterexample.schedule) == len(other.counterexample.schedule)
+        assert r.counterexample.at_end == other.counterexample.at_end
+        m = replayed(make, r.counterexample)
+        assert any(v.oracle == oid for v in m.violations)
+    assert on.unreached == off.unreached
+    assert on.events == off.events
+    for figure in ("states", "transitions", "executions", "finished_runs"):
+        assert getattr(on.stats, figure) == getattr(off.stats, figure), figure
+    assert on.stats.complete == off.stats.complete
+    assert on.stats.cut_by == off.stats.cut_by
+
+
+@settings(deadline=None)
+@given(
+    st.one_of(
+        programs(max_tasks=2, max_total=6, spawns=True, joins=True),
+        programs(max_total=8, shapes=True),
+        programs(),
+    ),
+    st.integers(1, 3),
+    st.sampled_from([None, 0, 1]),
+    st.booleans(),
+)
+def test_tabled_steps_change_nothing_but_the_replays(
+    prog: Any, bad: int, bound: int | None, compiled: bool
+) -> None:
+    """Children composed from tabled steps (tasks that start helpers in reused
+    slots, that wait for another task to finish, compiled tasks with dead
+    registers, identical tasks): the same terminal states and violated oracles
+    as brute force, and the same search, state for state, as replaying every
+    node, under a preemption bound or none."""
+    joins = any(op[0] == "join" for ops in prog[0] for op in ops)
+    shaped = any(op[0] in ("swap", "twice", "finally") for ops in prog[0] for op in ops)
+    make = ToyFactory(*prog, bad=bad, compiled=(compiled or shaped) and not joins)
+    bounds = Bounds(preemption_bound=bound)
+    expected, expected_fired = brute_force(make, preemption_bound=bound)
+    got, fired, tabled = _explored(make, bounds, table_steps=True)
+    assert got == expected
+    assert fired == expected_fired
+    _same_search(tabled, explore(make, bounds, leaf_key=_leaf), make)
+    assert tabled.stats.replays <= tabled.stats.transitions
+
+
 def test_finished_slots_merge_a_helper_that_came_and_went() -> None:
     # T0 starts two helpers: the second takes the first's slot if it has
     # finished, else a slot of its own. Once both have finished and T0 has
@@ -283,26 +347,51 @@ def test_parallel_search_equals_serial(
     assert parallel.oracles == serial.oracles
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(programs(max_tasks=2, max_total=6, spawns=True), st.integers(1, 3))
+def test_tabled_parallel_search_equals_serial(
+    pool: ProcessPoolExecutor, prog: Any, bad: int
+) -> None:
+    """Each worker learns its own tables: the same search as in one process."""
+    make = ToyFactory(*prog, bad=bad)
+    serial = explore(make, leaf_key=_leaf, table_steps=True)
+    parallel = explore(
+        make, leaf_key=_leaf, executor=pool, batch_size=1, table_steps=True
+    )
+    _same_search(parallel, serial, make)
+
+
 @settings(deadline=None)
-@given(programs(), st.integers(1, 3), st.integers(1, 6), st.sampled_from([None, 0, 1]))
+@given(
+    programs(),
+    st.integers(1, 3),
+    st.integers(1, 6),
+    st.sampled_from([None, 0, 1]),
+    st.booleans(),
+)
 def test_resumed_search_equals_uninterrupted(
     tmp_path_factory: pytest.TempPathFactory,
     prog: Any,
     bad: int,
     cut: int,
     bound: int | None,
+    tabled: bool,
 ) -> None:
     """A search cut by a budget, saved and resumed, ends where one run would,
-    with or without a preemption bound (whose own cuts stand after a resume)."""
+    with or without a preemption bound (whose own cuts stand after a resume),
+    with or without tabled steps (the resumed process learns them afresh)."""
     make = ToyFactory(*prog, bad=bad)
     path = tmp_path_factory.mktemp("ckpt") / "search.ckpt"
-    whole = explore(make, Bounds(preemption_bound=bound), leaf_key=_leaf)
+    whole = explore(
+        make, Bounds(preemption_bound=bound), leaf_key=_leaf, table_steps=tabled
+    )
     first = explore(
         make,
         Bounds(max_states=cut, preemption_bound=bound),
         leaf_key=_leaf,
         batch_size=1,
         checkpoint=path,
+        table_steps=tabled,
     )
     if "max_states" not in " ".join(first.stats.cut_by):
         assert first.oracles == whole.oracles
@@ -313,6 +402,7 @@ def test_resumed_search_equals_uninterrupted(
         leaf_key=_leaf,
         batch_size=1,
         resume=path,
+        table_steps=tabled,
     )
     assert resumed.stats.complete == whole.stats.complete
     assert resumed.stats.cut_by == whole.stats.cut_by
@@ -327,6 +417,8 @@ def test_a_checkpoint_of_another_search_is_refused(tmp_path: Path) -> None:
     explore(ToyFactory(prog, 2, 0), Bounds(max_states=3), checkpoint=path)
     with pytest.raises(CheckpointError, match="another search"):
         explore(ToyFactory(prog, 2, 0, bad=1), resume=path)
+    with pytest.raises(CheckpointError, match="another search"):
+        explore(ToyFactory(prog, 2, 0), resume=path, table_steps=True)
     saved = path.read_bytes()
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(
@@ -336,7 +428,7 @@ def test_a_checkpoint_of_another_search_is_refused(tmp_path: Path) -> None:
     path.write_bytes(saved[: len(saved) // 2])  # cut short, as by a full disk
     with pytest.raises(CheckpointError, match="or a damaged one"):
         explore(ToyFactory(prog, 2, 0), resume=path)
-    path.write_bytes(pickle.dumps(("mmsim-search/5", {"depth": 3})))
+    path.write_bytes(pickle.dumps((_CHECKPOINT_FORMAT, {"depth": 3})))
     with pytest.raises(CheckpointError, match="a damaged search checkpoint"):
         explore(ToyFactory(prog, 2, 0), resume=path)
 
@@ -979,3 +1071,76 @@ def test_a_share_of_memory_is_read_again_after_half_a_second(
     now[0] += 0.2
     assert explorer._rss_mib(shared=True) > first + 48
     assert len(ballast) == 64 << 20
+
+
+def _tabled_cell(cell: tuple[str, str, str]) -> dict[str, Any]:
+    """What a report cell's search found with tabled steps, in the report's
+    terms (figures that do not depend on the replays)."""
+    from mmsim._api import check
+
+    r = check(cell[0], cell[1], fs=cell[2], diagram=False, table_steps=True)
+    return _cell_figures(r.model_dump(mode="json"))
+
+
+def _cell_figures(v: dict[str, Any]) -> dict[str, Any]:
+    stats = {
+        k: v["stats"][k]
+        for k in (
+            "states",
+            "transitions",
+            "executions",
+            "finished_runs",
+            "revisits",
+            "max_depth",
+            "complete",
+        )
+    }
+    return {
+        "verdict": v["verdict"],
+        "per_oracle": [
+            (o["oracle"], o["verdict"], o["occurrences"], o["steps"])
+            for o in v["per_oracle"]
+        ],
+        "stats": stats,
+        "coverage": v["coverage"],
+    }
+
+
+def _golden_cells() -> dict[tuple[str, str, str], dict[str, Any]]:
+    golden = Path(__file__).resolve().parent.parent / "reports" / "results.json"
+    return {
+        (v["scenario"], v["policy"], v["fs"]): _cell_figures(v)
+        for v in json.loads(golden.read_text())["verdicts"]
+    }
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        ("dio/001", "baseline", "ext4"),  # the seed race
+        ("dio/001", "defer-release", "ext4"),  # a fix's waits for pins
+        ("rdma/001", "baseline", "ext4"),  # a wait for another task's end
+        ("dio/004", "baseline", "iomap"),
+    ],
+)
+def test_tabled_steps_search_the_kernel_model_as_the_report_did(
+    cell: tuple[str, str, str],
+) -> None:
+    """The kernel model searched with tabled steps: the committed report's
+    verdicts, counterexample lengths, coverage and state graph figures."""
+    assert _tabled_cell(cell) == _golden_cells()[cell]
+
+
+@pytest.mark.slow
+def test_every_report_cell_searched_with_tabled_steps() -> None:
+    """Every cell of the committed report searched with tabled steps: the same
+    verdicts, counterexample lengths, coverage, states, transitions and
+    executions as the report (a few minutes on two processes)."""
+    from mmsim.report import cells
+
+    committed = _golden_cells()
+    todo = cells()
+    assert set(todo) == set(committed)
+    with ProcessPoolExecutor(2) as pool:
+        for cell, found in zip(todo, pool.map(_tabled_cell, todo), strict=True):
+            assert found == committed[cell], cell
