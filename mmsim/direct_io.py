@@ -19,7 +19,6 @@ from mmsim.bio import (
     submit_bio,
 )
 from mmsim.engine import kernel
-from mmsim.gup import unpin_user_pages_dirty_lock
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -113,8 +112,8 @@ def do_direct_IO(k: Kernel, dio: Dio) -> Path:
         return None
     if dio.lblk not in dio.src.blocks:
         k.store_data(page, 0, "zero_user")
-        if pinned:
-            yield from unpin_user_pages_dirty_lock(k, page, False)
+        if pinned:  # dio_unpin_page(), v6.5
+            k.ops.unpin_user_page(k, page)
         else:
             k.ops.put_user_page(k, page)
         return HOLE
@@ -132,17 +131,18 @@ def dio_bio_complete(k: Kernel, dio: Dio, bio: Bio) -> Path:
     For each page of the bio: ``set_page_dirty_lock`` (``should_dirty``, not a
     compound page), then ``put_page``; ``bio_put``. This re-dirties a page that
     writeback may have cleaned, and reclaim stripped, while the read was in
-    flight: Jan Kara's race. A pinned bio (v6.5) goes through
-    ``bio_release_pages`` → ``unpin_user_pages_dirty_lock`` instead, which skips
-    the dirtying when the page is already dirty.
+    flight: Jan Kara's race. A pinned bio (v6.5, BIO_PAGE_PINNED) goes through
+    ``bio_release_pages`` → ``__bio_release_pages``, which dirties the page the
+    same way, already dirty or not, then ``bio_release_page`` →
+    ``unpin_user_page``.
     """
     page = bio.page
+    if dio.should_dirty:
+        yield from k.ops.set_page_dirty_lock(k, page)
+        yield
     if bio.pinned:
-        yield from unpin_user_pages_dirty_lock(k, page, dio.should_dirty)
+        k.ops.unpin_user_page(k, page)
     else:
-        if dio.should_dirty:
-            yield from k.ops.set_page_dirty_lock(k, page)
-            yield
         k.ops.put_user_page(k, page)
     bio_put(k, bio)
 

@@ -8,8 +8,8 @@ merged for v6.5. Status: merged.
 
 Effect in the model: ``dio_get_page`` pins through ``iov_iter_extract_pages``; the
 bio is BIO_PAGE_PINNED, and completion goes through ``bio_release_pages`` →
-``unpin_user_pages_dirty_lock``, which skips the dirtying of a page already
-dirty. Pins make the DIO visible to ``page_maybe_dma_pinned``, which is what
+``__bio_release_pages``: ``set_page_dirty_lock`` (as a FOLL_GET read's
+completion does, dirty page or not), then ``unpin_user_page``. Pins make the DIO visible to ``page_maybe_dma_pinned``, which is what
 ``reclaim_skip_pinned`` needs. The stated motivation was fork/COW correctness,
 not writeback: pinning alone changes no writeback or reclaim decision.
 """
