@@ -166,13 +166,15 @@ def try_to_free_buffers(k: Kernel, page: Page) -> bool:
 
     Refuses a page under writeback; ``drop_buffers``; on success
     ``cancel_dirty_page`` (clean buffers against a dirty page mean the filesystem
-    wrote them by hand). Nothing checks the page refcount.
+    wrote them by hand), except for a page without a mapping (an orphan, which
+    only ``drop_buffers``: "can this still happen?"). Nothing checks the page
+    refcount.
     """
     if page.writeback:
         return False
     if page.private is None:
         return True
     ret = drop_buffers(k, page)
-    if ret:
+    if ret and page.mapping is not None:
         cancel_dirty_page(k, page)
     return ret
