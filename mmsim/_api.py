@@ -27,7 +27,7 @@ from mmsim.results import (
     ViolationRecord,
 )
 from mmsim.scenario_spec import FILESYSTEMS, ScenarioSpec, build
-from mmsim.scenarios import ScenarioError, get_scenario
+from mmsim.scenarios import ScenarioError, get_scenario, replayable_name
 
 if TYPE_CHECKING:
     from mmsim.cost_model import CostModel
@@ -384,7 +384,7 @@ def check(
             v = Violation(v.oracle, message, v.task)
             m.record(None, "violation", f"{v.oracle}: {v.message}")
         cex = CounterexampleFile(
-            scenario=scenario,
+            scenario=replayable_name(scenario),
             params=dict(params or {}),
             policy=policy,
             fs=fs,

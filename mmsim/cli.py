@@ -153,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--jobs",
-        type=_positive,
+        type=_processes,
         default=1,
         help="expand the search's states in N processes (same verdicts and states)",
     )
@@ -261,7 +261,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument(
         "--jobs",
-        type=_positive,
+        type=_processes,
         default=None,
         help="judge cells in N processes (default: one per CPU); the report is the same",
     )
@@ -286,6 +286,18 @@ def _positive(text: str) -> int:
     value = _natural(text)
     if value == 0:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def _processes(text: str) -> int:
+    """A number of worker processes: at least 1, at most 4 per CPU (more only
+    thrash: each is a whole Python process holding the model)."""
+    value = _positive(text)
+    most = 4 * (os.cpu_count() or 1)
+    if value > most:
+        raise argparse.ArgumentTypeError(
+            f"at most {most} (4 per CPU; this machine has {most // 4}), not {text}"
+        )
     return value
 
 
@@ -772,7 +784,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from mmsim.explorer import Bounds
     from mmsim.results import CounterexampleFile, SampleReport, ViolationRecord
     from mmsim.sampling import sample
-    from mmsim.scenarios import get_scenario
+    from mmsim.scenarios import get_scenario, replayable_name
 
     seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(32)
     runs = args.runs if args.runs is not None else _RUNS
@@ -845,7 +857,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         if cex is not None:
             v = cex.violation
             found = CounterexampleFile(
-                **cell,
+                **{**cell, "scenario": replayable_name(args.scenario)},
                 steps=_steps(make, list(cex.schedule)),
                 violation=ViolationRecord(
                     oracle=v.oracle, message=v.message, task=v.task

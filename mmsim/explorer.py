@@ -1298,14 +1298,17 @@ def _explore(
         _Search.check_writable(checkpoint)
     if resume is not None:
         search = _Search.load(resume)
-        if (
-            search.make != make
-            or search.symmetry != symmetry
-            or search.dead_variables != dead_variables
-            or search.table_steps != table_steps
+        differs = _differences(search.make, make)
+        for name, ours in (
+            ("symmetry", symmetry),
+            ("dead_variables", dead_variables),
+            ("table_steps", table_steps),
         ):
+            if getattr(search, name) != ours:
+                differs.append(f"{name} {getattr(search, name)}, not {ours}")
+        if differs:
             raise CheckpointError(
-                f"{resume}: the checkpoint is of another search ({search.make!r})"
+                f"{resume}: the checkpoint is of another search ({'; '.join(differs)})"
             )
         if search.model != _model_digest():
             raise CheckpointError(
@@ -1434,6 +1437,20 @@ def _explore(
     _discard_all(live)
     stats.seconds = before + clock() - start
     return search
+
+
+def _differences(theirs: Any, ours: Any) -> list[str]:
+    """How a checkpoint's machine builder differs from this search's, field by
+    field where both are the same attrs class (a scenario, policy, filesystem)."""
+    if theirs == ours:
+        return []
+    if type(theirs) is type(ours) and attrs.has(type(ours)):
+        return [
+            f"{f.name} {getattr(theirs, f.name)!r}, not {getattr(ours, f.name)!r}"
+            for f in attrs.fields(type(ours))
+            if getattr(theirs, f.name) != getattr(ours, f.name)
+        ]
+    return [f"machines from {theirs!r}, not {ours!r}"]
 
 
 def _start(

@@ -253,13 +253,19 @@ def load_model(
     """
     path = Path(path)
     try:
-        raw = unwrap(parse(path.read_text()))
+        text = path.read_text()
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path}: cannot read: {exc}") from None
+    try:
+        parsed = parse(text)
     except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise error(f"{path}: not {fmt}: {exc}") from None
+    try:
+        raw = unwrap(parsed)
+    except ValueError as exc:  # well-formed, but not what is wanted
+        raise error(f"{path}: {exc}") from None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -104,7 +104,7 @@ class MappingSpec(_Model):
     """The user's ``MAP_SHARED`` mapping of a file (no PTE is present at first)."""
 
     file: str
-    pages: int = Field(default=1, ge=1)
+    pages: int = Field(default=1, ge=1, le=256, description="pages mapped")
 
 
 class DioRead(_Model):
@@ -273,6 +273,15 @@ class ScenarioSpec(_Model):
                 used.add(blk)
         if self.mapping is not None and self.mapping.file not in names:
             raise ValueError(f"mapping.file: no file named {self.mapping.file!r}")
+        for f in self.files:
+            for index in f.cached:
+                if not 0 <= index * PAGE_SIZE < f.size:
+                    raise ValueError(
+                        f"files.{f.name}.cached: page {index} is not in the file "
+                        f"({f.size} bytes)"
+                    )
+            if len(set(f.cached)) != len(f.cached):
+                raise ValueError(f"files.{f.name}.cached: a page is named twice")
         if sum(len(f.cached) for f in self.files) > self.machine.frames:
             raise ValueError("files.cached: more cached pages than machine.frames")
         for i, task in enumerate(self.tasks):

@@ -30,7 +30,14 @@ from mmsim.scenario_spec import (
     load_scenario_file,
 )
 
-__all__ = ["MAX_PARAM", "PARAMETERS", "SCENARIOS", "ScenarioError", "get_scenario"]
+__all__ = [
+    "MAX_PARAM",
+    "PARAMETERS",
+    "SCENARIOS",
+    "ScenarioError",
+    "get_scenario",
+    "replayable_name",
+]
 
 
 class ScenarioError(ValueError):
@@ -447,6 +454,14 @@ _BUILTIN += [
 
 #: Built-in scenarios by id.
 SCENARIOS: dict[str, ScenarioSpec] = {s.id: s for s in _BUILTIN}
+
+
+def replayable_name(name: str) -> str:
+    """``name`` as a result file records it, to be replayed from anywhere: a
+    scenario file by its absolute path, a built-in scenario by its id."""
+    if name.endswith(".toml") or Path(name).is_file():
+        return str(Path(name).resolve())
+    return name
 
 
 def get_scenario(name: str, params: dict[str, int] | None = None) -> ScenarioSpec:

@@ -135,6 +135,8 @@ def test_json_replays_to_the_same_violation(
         (["check", "dio/001", "--resume", "/nonexistent"], "no such checkpoint"),
         (["check", "dio/001", "--max-time", "0"], "--max-time: must be above 0"),
         (["check", "dio/001", "--max-memory", "-5"], "--max-memory: must be above 0"),
+        (["check", "dio/001", "--jobs", "100000"], "--jobs: at most"),
+        (["compare", "--jobs", "100000"], "--jobs: at most"),
         # Before the search, not when it is saved at its end.
         (
             ["check", "dio/001", "--checkpoint", "/nonexistent/dir/search.ckpt"],
@@ -484,7 +486,9 @@ def test_a_samplers_json_when_nothing_was_found(
     assert data["pct_depth"] == 2
     assert f"at most {data['pct_bound']:.3g}" in capsys.readouterr().out
     assert main(["replay", str(out)]) == 2
-    assert "holds no counterexample (verdict Unknown)" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"mmsim: error: {out}: the result holds no counterexample (verdict Unknown)\n"
+    )
 
 
 def test_a_json_that_cannot_be_written_is_one_line_and_the_old_one_stays(
@@ -1025,3 +1029,20 @@ def test_a_dask_worker_that_cannot_say_its_model_is_refused_in_one_line(
     assert capsys.readouterr().err == (
         f"mmsim: error: --dask {address}: a worker {message}\n"
     )
+
+
+def test_a_result_of_a_scenario_file_replays_from_another_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The counterexample names the scenario file by its absolute path."""
+    work = tmp_path / "work"
+    work.mkdir()
+    race_b = Path(__file__).resolve().parent.parent / "examples/scenarios/race-b.toml"
+    (work / "race-b.toml").write_bytes(race_b.read_bytes())
+    monkeypatch.chdir(work)
+    argv = ["check", "race-b.toml", "--no-diagram", "--json", "r.json"]
+    assert main(argv) == 1
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["replay", "work/r.json"]) == 1
+    assert "replayed 9 steps: dirty-without-mkwrite" in capsys.readouterr().out

@@ -52,6 +52,22 @@ def test_toml_scenario_matches_the_builtin() -> None:
             "field tasks.2.kswapd.speed",
         ),
         (lambda t: t.replace("[machine]", "[machine"), "not TOML"),
+        (
+            lambda t: t.replace("cached = [0]", "cached = [1]"),
+            "files.file1.cached: page 1 is not in the file (4096 bytes)",
+        ),
+        (
+            lambda t: t.replace("cached = [0]", "cached = [-1]"),
+            "files.file1.cached: page -1 is not in the file",
+        ),
+        (
+            lambda t: t.replace("cached = [0]", "cached = [0, 0]"),
+            "files.file1.cached: a page is named twice",
+        ),
+        (
+            lambda t: t.replace('file = "file1"', 'file = "file1"\npages = 100000000'),
+            "field mapping.pages: Input should be less than or equal to 256",
+        ),
     ],
 )
 def test_malformed_scenario_file(
