@@ -382,8 +382,6 @@ class _Batch:
     #: The model a worker ran (:func:`_model_digest`; "" in the searching
     #: process, which need not read its own source for a search on its own).
     model: str = ""
-    #: Children composed from tabled steps, not stepped (tabled searches).
-    hits: int = 0
 
 
 @attrs.frozen
@@ -603,8 +601,6 @@ class _Expander:
                 if step is None:
                     cm, held = held if held is not None else replay(schedule), None
                     step = steps[key] = tables.step(cm, tid, pfps)
-                else:
-                    tables.hits += 1
                 sfp2, n2, extra = _STEP.unpack_from(step)
                 found, step_events, step_reached = tables.extras[extra]
                 changes = _CHANGE.iter_unpack(step[_STEP.size :])
@@ -703,7 +699,6 @@ class _Expander:
             _process(),
             _rss_mib(shared=True) if machines is None else 0.0,
             _model_digest() if machines is None else "",
-            tables.hits,
         )
 
 
@@ -766,6 +761,42 @@ _WAITS: list[_Wait | None] = [
 _WAIT_CODE: dict[_Wait | None, int] = {w: c for c, w in enumerate(_WAITS)}
 #: One copy of each wait, which every table entry of it shares.
 _ONE_WAIT: dict[_Wait, _Wait] = {w: w for w in _WAITS if w is not None}
+#: The wait of a task that yielded none: it may run.
+_RUNS: _Wait = _ONE_WAIT[(True, False, False)]
+
+
+def _at_bare_yield(task: Any) -> bool:
+    """Whether ``task`` stands at a bare ``yield`` (``LOAD_CONST None`` then
+    ``YIELD_VALUE``), or has not started: then it yielded no wait, and its
+    position alone says so (the bytecode at the position's innermost frame)."""
+    gen: Any = task.gen
+    while isinstance(gen, types.GeneratorType) and isinstance(
+        gen.gi_yieldfrom, types.GeneratorType
+    ):
+        gen = gen.gi_yieldfrom
+    if not isinstance(gen, types.GeneratorType) or gen.gi_yieldfrom is not None:
+        return False
+    frame = gen.gi_frame
+    if frame is None:
+        return False
+    key = (gen.gi_code, frame.f_lasti)
+    bare = _BARE.get(key)
+    if bare is None:
+        instrs = _instructions(gen.gi_code)
+        at = next((i for i, ins in enumerate(instrs) if ins.offset == key[1]), None)
+        bare = _BARE[key] = at is not None and (
+            instrs[at].opname == "RETURN_GENERATOR"
+            or (
+                instrs[at].opname == "YIELD_VALUE"
+                and at > 0
+                and instrs[at - 1].opname == "LOAD_CONST"
+                and instrs[at - 1].argval is None
+            )
+        )
+    return bare
+
+
+_BARE: dict[tuple[types.CodeType, int], bool] = {}
 
 
 def _place(slot: tuple[int, ...] | None, last: int) -> int:
@@ -814,11 +845,13 @@ class _Tables:
     free_tail: bool
     steps: dict[bytes, bytes] = attrs.Factory(dict)
     info: dict[bytes, _Wait] = attrs.Factory(dict)
+    #: Positions at a bare ``yield`` (or not started): such a task yielded no
+    #: wait, so it may run whatever the shared state (no ``info`` entry).
+    bare: set[int] = attrs.Factory(set)
     #: Each distinct extra of a step, once (few: most steps find nothing and
     #: meet the same few events and yield points), and its index.
     extras: list[_Extra] = attrs.Factory(list)
     extra_index: dict[_Extra, int] = attrs.Factory(dict)
-    hits: int = 0
 
     @property
     def span(self) -> int:
@@ -828,7 +861,9 @@ class _Tables:
     @classmethod
     def of(cls, expander: _Expander) -> _Tables:
         """This process's tables for ``expander``'s search (new ones for a new
-        search: one search's are kept at a time)."""
+        search: one search's are kept at a time). A Dask worker's threads share
+        them: each entry is written whole, and two threads that learn the same
+        step learn the same bytes."""
         tables = _TABLES[0] if _TABLES else None
         if tables is None or tables.token != expander.token:
             m = _fresh(expander.make, expander.symmetry, expander.dead_variables)
@@ -840,7 +875,6 @@ class _Tables:
             )
             m.discard()
             _TABLES[:] = [tables]
-        tables.hits = 0
         return tables
 
     def abstract(self, m: Machine) -> tuple[int, list[int]]:
@@ -857,11 +891,14 @@ class _Tables:
     def waits(self, pfps: list[int], tail: bytes) -> list[_Wait | None] | None:
         """What the tables know of each task's wait at a state (None for a
         finished task), or None if they do not know it of every task."""
-        info, pack = self.info, _KEY.pack
+        info, pack, bare = self.info, _KEY.pack, self.bare
         out: list[_Wait | None] = []
         for t, p in enumerate(pfps):
             if p == _FIN:
                 out.append(None)
+                continue
+            if p in bare:
+                out.append(_RUNS)
                 continue
             w = info.get(pack(t, p) + tail)
             if w is None:
@@ -874,6 +911,10 @@ class _Tables:
         out: list[_Wait | None] = [None] * len(pfps)
         for t in m.tasks:
             if t.done:
+                continue
+            if _at_bare_yield(t):
+                self.bare.add(pfps[t.tid])
+                out[t.tid] = _RUNS
                 continue
             w = t.wait
             got = (
