@@ -904,6 +904,13 @@ class Machine:
                 task.wait = next(task.gen)
             except StopIteration:
                 task.done = True
+            except KernelBug as bug:
+                # A replay that ends on an oops (a tabled search replays a
+                # child to read its waits) stands where the first run stood.
+                task.done = True
+                self.violations.append(
+                    Violation("kernel-bug", str(bug), task.name, fatal=True)
+                )
             self.steps += 1
             self.current = None
             return

@@ -306,10 +306,18 @@ def _key(
     """The state's fingerprint (with the last task's place under a preemption
     bound), and the permutation that canonicalised it."""
     snap, slot = m.canonical_snapshot()
+    if m.stopped:
+        # An oops ends the run where it stands, but the snapshot does not say
+        # so: another run may reach the same snapshot without one, and go on.
+        snap = (snap, _STOPPED)
     if bounded:
         place = -1 if last is None else (slot[last] if slot is not None else last)
         return fingerprint((snap, place)), slot
     return fingerprint(snap), slot
+
+
+#: Marks the key of a state a fatal violation stopped (:func:`_key`).
+_STOPPED = -7
 
 
 # -- expanding states (in this process or in a worker) --------------------------------
@@ -617,10 +625,12 @@ class _Expander:
                     waits2 = tables.learn(cm, pfps2, tail2)
                 now_last = -1 if tid >= n2 or pfps2[tid] == fin else tid
                 child_pfps, child_slot = tables.canonical(pfps2)
+                fatal = any(v.fatal for v in found)
                 child_key = _tabled_key(
                     sfp2,
                     child_pfps,
                     None if not bounded else _place(child_slot, now_last),
+                    fatal,
                 )
                 place = slot[tid] if slot is not None else tid
                 smap = _compose(slot, child_slot, max(n, n2, tables.span))
@@ -631,7 +641,7 @@ class _Expander:
                 )
                 end: tuple[Violation, ...] = ()
                 leaf: Hashable = None
-                if any(v.fatal for v in found):
+                if fatal:
                     status = "stopped"
                 elif tables.finished(pfps2) or not any(
                     w is not None and w[0] for w in waits2
@@ -803,12 +813,17 @@ def _place(slot: tuple[int, ...] | None, last: int) -> int:
     return -1 if last < 0 else (slot[last] if slot is not None else last)
 
 
-def _tabled_key(sfp: int, pfps: list[int], place: int | None) -> int:
+def _tabled_key(
+    sfp: int, pfps: list[int], place: int | None, stopped: bool = False
+) -> int:
     """A tabled state's fingerprint: BLAKE2b over its canonical fingerprints
-    (and the last task's place, under a preemption bound)."""
+    (and the last task's place, under a preemption bound; and a mark when a
+    fatal violation stopped the run there, as :func:`_key`)."""
     data = struct.pack(f"<{len(pfps) + 1}Q", sfp, *pfps)
     if place is not None:
         data += struct.pack("<q", place)
+    if stopped:
+        data += b"stopped"
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 

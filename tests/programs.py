@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from mmsim.engine import Machine, Oracle, Path, Wait
+from mmsim.engine import KernelBug, Machine, Oracle, Path, Wait
 from mmsim.explorer import Counterexample, settle
 
 # Operations: ("set", var, value), ("add", var, n) read-modify-write in one step,
@@ -29,7 +29,8 @@ from mmsim.explorer import Counterexample, settle
 # state: a search that merged two states giving later helpers different ids
 # could miss an outcome that brute force finds. ("join", t) sleeps until task
 # ``t`` has finished (interpreted tasks only), as a wait may read another
-# task's end (``rdma_app`` polls for its peer's).
+# task's end (``rdma_app`` polls for its peer's). ("bug", var, value) oopses
+# (a KernelBug: the run stops) if var holds value.
 Op = tuple[Any, ...]
 Program = list[list[Op]]
 
@@ -94,6 +95,9 @@ class ToyMachine(Machine):
                     yield Wait(
                         lambda var=var, value=value: self.vars[var] == value, "await"
                     )
+            elif kind == "bug":
+                if self.vars[op[1]] == op[2]:
+                    raise KernelBug("toy", f"var{op[1]} == {op[2]}")
             elif kind == "join":
                 peer = op[1]
                 if not self.tasks[peer].done:
@@ -307,6 +311,7 @@ def programs(
     shapes: bool = False,
     spawns: bool = False,
     joins: bool = False,
+    bugs: bool = False,
 ) -> tuple[Program, int, int]:
     """Programs of 2..max_tasks tasks over 2 variables and 1 lock.
 
@@ -317,7 +322,8 @@ def programs(
     (:func:`_compiled`): ``swap``, ``twice`` before an operation, and one
     ``finally`` per task. With ``spawns``, also ``spawn`` (a helper task,
     counted as three operations). With ``joins``, also ``join`` of another of
-    the tasks.
+    the tasks. With ``bugs``, also ``bug`` (an oops when a variable holds a
+    value).
     """
     nvars, nlocks = 2, 1
     ntasks = draw(st.integers(2, max_tasks))
@@ -335,11 +341,16 @@ def programs(
                 kinds += ["spawn"]
             if joins:
                 kinds += ["join"]
+            if bugs:
+                kinds += ["bug"]
             kind = draw(st.sampled_from(kinds))
             var = draw(st.integers(0, nvars - 1))
             if kind == "join":
                 peers = [t for t in range(ntasks) if t != len(program)]
                 ops.append(("join", draw(st.sampled_from(peers))))
+                continue
+            if kind == "bug":
+                ops.append(("bug", var, draw(st.integers(0, 2))))
                 continue
             if kind == "spawn":
                 ops += [("spawn", var, draw(st.integers(0, 2)))]

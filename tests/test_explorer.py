@@ -116,10 +116,11 @@ def _steps_alone(make: Any, tid: int) -> int:
 
 
 @settings(deadline=None)
-@given(programs(), st.integers(1, 3))
+@given(st.one_of(programs(), programs(bugs=True)), st.integers(1, 3))
 def test_reachable_outcomes_equal_brute_force(prog: Any, bad: int) -> None:
     """Every reduction on (state caching, symmetry): the same terminal states
-    and the same violated oracles as every interleaving run without merging."""
+    and the same violated oracles as every interleaving run without merging
+    (oopses too)."""
     make = ToyFactory(*prog, bad=bad)
     expected, expected_fired = brute_force(make)
     got, fired, result = _explored(make)
@@ -208,7 +209,7 @@ def _same_search(on: Any, off: Any, make: Any) -> None:
     st.one_of(
         programs(max_tasks=2, max_total=6, spawns=True, joins=True),
         programs(max_total=8, shapes=True),
-        programs(),
+        programs(bugs=True),
     ),
     st.integers(1, 3),
     st.sampled_from([None, 0, 1]),
@@ -219,7 +220,7 @@ def test_tabled_steps_change_nothing_but_the_replays(
 ) -> None:
     """Children composed from tabled steps (tasks that start helpers in reused
     slots, that wait for another task to finish, compiled tasks with dead
-    registers, identical tasks): the same terminal states and violated oracles
+    registers, identical tasks, oopses): the same terminal states and violated oracles
     as brute force, and the same search, state for state, as replaying every
     node, under a preemption bound or none."""
     joins = any(op[0] == "join" for ops in prog[0] for op in ops)
@@ -232,6 +233,20 @@ def test_tabled_steps_change_nothing_but_the_replays(
     assert fired == expected_fired
     _same_search(tabled, explore(make, bounds, leaf_key=_leaf), make)
     assert tabled.stats.replays <= tabled.stats.transitions
+
+
+@pytest.mark.parametrize("tabled", [False, True])
+def test_an_oops_does_not_end_a_run_that_reaches_its_state_without_one(
+    tabled: bool,
+) -> None:
+    # T1 oopses if T0 ran first; if T1 ran first, both finish. After T0's
+    # increment and T1's last step the two runs stand in one snapshot, but
+    # only the run without the oops goes on from there (to T0's end): the
+    # snapshot does not hold the violation, the key must.
+    make = ToyFactory([[("add", 0, 1)], [("bug", 0, 1)]], 2, 1)
+    expected, _ = brute_force(make)
+    assert len(expected) == 2
+    assert _explored(make, table_steps=tabled)[0] == expected
 
 
 def test_finished_slots_merge_a_helper_that_came_and_went() -> None:
