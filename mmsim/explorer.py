@@ -529,23 +529,7 @@ class _Expander:
                 and (children[-1].found or children[-1].end)
             ):
                 break
-        # Code objects do not cross processes: by id, each described once.
-        positions = frozenset((_code_id(co), lasti) for co, lasti in reached)
-        code = {_code_id(co): _describe(co) for co in {co for co, _ in reached}}
-        return _Batch(
-            tuple(out),
-            replays,
-            replayed,
-            positions,
-            code,
-            frozenset(events),
-            tuple(live) if machines is not None else (),
-            _process(),
-            # In the searching process (it passes ``machines``) the figure is
-            # its own, measured after the merge; elsewhere a worker's share.
-            _rss_mib(shared=True) if machines is None else 0.0,
-            _model_digest() if machines is None else "",
-        )
+        return _batch(out, replays, replayed, reached, events, live, machines)
 
     def _replay(self, schedule: bytes) -> Machine:
         m = _fresh(self.make, self.symmetry, self.dead_variables)
@@ -696,20 +680,36 @@ class _Expander:
                 and (children[-1].found or children[-1].end)
             ):
                 break
-        positions = frozenset((_code_id(co), lasti) for co, lasti in reached)
-        code = {_code_id(co): _describe(co) for co in {co for co, _ in reached}}
-        return _Batch(
-            tuple(out),
-            replays,
-            replayed,
-            positions,
-            code,
-            frozenset(events),
-            tuple(live) if machines is not None else (),
-            _process(),
-            _rss_mib(shared=True) if machines is None else 0.0,
-            _model_digest() if machines is None else "",
-        )
+        return _batch(out, replays, replayed, reached, events, live, machines)
+
+
+def _batch(
+    out: list[_Expansion],
+    replays: int,
+    replayed: int,
+    reached: set[tuple[types.CodeType, int]],
+    events: set[str],
+    live: list[tuple[Machine | None, ...]],
+    machines: list[Machine | None] | None,
+) -> _Batch:
+    """A batch's result, as the process that expanded it reports it."""
+    # Code objects do not cross processes: by id, each described once.
+    positions = frozenset((_code_id(co), lasti) for co, lasti in reached)
+    code = {_code_id(co): _describe(co) for co in {co for co, _ in reached}}
+    return _Batch(
+        tuple(out),
+        replays,
+        replayed,
+        positions,
+        code,
+        frozenset(events),
+        tuple(live) if machines is not None else (),
+        _process(),
+        # In the searching process (it passes ``machines``) the figure is
+        # its own, measured after the merge; elsewhere a worker's share.
+        _rss_mib(shared=True) if machines is None else 0.0,
+        _model_digest() if machines is None else "",
+    )
 
 
 #: The fingerprint of a finished task's position.
