@@ -18,6 +18,7 @@ from mmsim.bio import (
     bio_set_pages_dirty,
     submit_bio,
 )
+from mmsim.buffer import PAGE_SIZE
 from mmsim.engine import kernel
 
 if TYPE_CHECKING:
@@ -198,7 +199,7 @@ def do_blockdev_direct_IO(
     taken ("Once we sampled i_size check for reads beyond EOF"); a page read
     from a hole completes at once (``do_direct_IO``).
     """
-    if lblk * 4096 >= src.size:
+    if lblk * PAGE_SIZE >= src.size:
         return 0
     dio = Dio(key=0, vma=vma, index=index, src=src, lblk=lblk, is_async=is_async)
     bio = yield from do_direct_IO(k, dio)
@@ -206,9 +207,9 @@ def do_blockdev_direct_IO(
         return -EFAULT
     if bio == HOLE:
         dio_complete(k, dio)
-        return 4096
+        return PAGE_SIZE
     if is_async:
         return -EIOCBQUEUED
     yield from dio_await_completion(k, dio, bio)
     dio_complete(k, dio)
-    return 4096
+    return PAGE_SIZE
