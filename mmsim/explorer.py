@@ -311,7 +311,7 @@ def _key(
         # so: another run may reach the same snapshot without one, and go on.
         snap = (snap, _STOPPED)
     if bounded:
-        place = -1 if last is None else (slot[last] if slot is not None else last)
+        place = _place(slot, -1 if last is None else last)
         return fingerprint((snap, place)), slot
     return fingerprint(snap), slot
 
@@ -867,11 +867,11 @@ class _Tables:
     #: meet the same few events and yield points), and its index.
     extras: list[_Extra] = attrs.Factory(list)
     extra_index: dict[_Extra, int] = attrs.Factory(dict)
+    #: The slots the symmetry groups take (read for every child: computed once).
+    span: int = attrs.field(init=False, default=0)
 
-    @property
-    def span(self) -> int:
-        """The slots the symmetry groups take."""
-        return max((t + 1 for group in self.groups for t in group), default=0)
+    def __attrs_post_init__(self) -> None:
+        self.span = max((t + 1 for group in self.groups for t in group), default=0)
 
     @classmethod
     def of(cls, expander: _Expander) -> _Tables:
