@@ -327,6 +327,17 @@ def _param(text: str) -> tuple[str, int]:
     return key, _positive(value)
 
 
+def _params(args: argparse.Namespace) -> dict[str, int]:
+    """The ``--param`` options as a dict; a key given twice is refused rather
+    than the last one silently winning."""
+    params: dict[str, int] = {}
+    for key, value in args.param or []:
+        if key in params:
+            raise _BadInput(f"--param {key} given twice ({params[key]} and {value})")
+        params[key] = value
+    return params
+
+
 def _above_zero(text: str) -> float:
     try:
         value = float(text)
@@ -553,7 +564,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             args.policy,
             fs=args.fs,
             oracles=args.oracle,
-            params=dict(args.param or []),
+            params=_params(args),
             goals=args.goal,
             max_steps=args.max_steps,
             preemption_bound=args.preemption_bound,
@@ -789,7 +800,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(32)
     runs = args.runs if args.runs is not None else _RUNS
     depth = args.pct_depth if args.pct_depth is not None else _PCT_DEPTH
-    params = dict(args.param or [])
+    params = _params(args)
     make, fs, ids = machine_factory(
         args.scenario, args.policy, fs=args.fs, oracles=args.oracle, params=params
     )
@@ -948,6 +959,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    if args.functions and args.events:
+        raise _BadInput("list takes --functions or --events, not both")
     if args.functions:
         import importlib
 
@@ -969,11 +982,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
         from mmsim.machine import EVENTS
 
         events = {(name, "the kernel model", what) for name, what in EVENTS.items()}
+        broken = []
         for name in policy_names():
-            for p in load_policy(name):
+            try:
+                policies = load_policy(name)
+            except ValueError as exc:
+                broken.append(str(exc))
+                continue
+            for p in policies:
                 events.update((e, f"policy {name}", "") for e in p.events)
         print(tabulate(sorted(events), headers=["event", "emitted by", "what"]))
-        return 0
+        return _broken_policies(broken)
 
     from mmsim.scenario_spec import FILESYSTEMS
     from mmsim.scenarios import PARAMETERS, SCENARIOS
@@ -1006,11 +1025,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
     )
     print("\nPolicies")
     rows = []
+    broken = []
     for name in policy_names():
         try:
             entry = load_entry(name)
         except ValueError as exc:
-            rows.append((name, "?", "?", str(exc), ""))
+            rows.append((name, "?", "?", "does not load (see below)", ""))
+            broken.append(str(exc))
             continue
         rows.append(
             (name, entry.status, entry.kernel_version, entry.summary, entry.link)
@@ -1030,7 +1051,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
             tablefmt="github",
         )
     )
-    return 0
+    return _broken_policies(broken)
+
+
+def _broken_policies(errors: list[str]) -> int:
+    """Name each registered policy that failed to load, one line each, after a
+    listing of everything else: a broken plug-in is bad input, not a reason to
+    hide the rest."""
+    for error in errors:
+        print(f"mmsim: error: {error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if errors else 0
 
 
 def _cmd_cost(args: argparse.Namespace) -> int:

@@ -27,8 +27,9 @@ strategy is first used, not when it is made.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -37,7 +38,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from mmsim.engine import Machine, Violation, watchdog
+from mmsim.engine import Machine, StepTimeout, Violation, watchdog
 from mmsim.explorer import Bounds, Verdict, explore, settle
 from mmsim.machine import Kernel
 from mmsim.oracles import ALWAYS_ON, GRAPH_ORACLES, ORACLES, make_oracles
@@ -511,8 +512,40 @@ def schedules(
     return st.deferred(build_strategy)
 
 
+class _Hung(BaseException):
+    """A step that never returned, during a campaign (:func:`fuzzer`): carried
+    past Hypothesis, which catches only ``Exception``, to end the campaign at
+    once. Shrinking it would wait :data:`~mmsim.engine.STEP_TIMEOUT` on every
+    attempt (about 8 minutes in all, measured), to report the same hook."""
+
+    def __init__(self, timeout: StepTimeout) -> None:
+        super().__init__(str(timeout))
+        self.timeout = timeout
+
+
+#: Whether a campaign runs (in this process): only then does a hang end it.
+#: Elsewhere (a user's own ``@given`` test of :func:`schedules`) a hang is an
+#: ordinary failure of the test.
+_CAMPAIGN = [False]
+
+
+@contextlib.contextmanager
+def _hang_ends_campaign() -> Iterator[None]:
+    try:
+        yield
+    except StepTimeout as exc:
+        if _CAMPAIGN[0]:
+            raise _Hung(exc) from None
+        raise
+
+
 @st.composite
 def _runs(draw: st.DrawFn, make: Callable[[], Machine], max_steps: int) -> Run:
+    with _hang_ends_campaign():
+        return _run(draw, make, max_steps)
+
+
+def _run(draw: st.DrawFn, make: Callable[[], Machine], max_steps: int) -> Run:
     m = make()
     schedule: list[int] = []
     names: list[str] = []
@@ -653,7 +686,8 @@ class _PolicyMachine(RuleBasedStateMachine):
         # Should the model itself raise, teardown must not run on past it: its
         # own error would hide this one.
         self.failed = True
-        self.k.step(tid)
+        with _hang_ends_campaign():
+            self.k.step(tid)
         self.failed = False
         self.last = None if task.done else tid
 
@@ -799,7 +833,9 @@ class _PolicyMachine(RuleBasedStateMachine):
             return
         for _ in range(self.max_teardown_steps):
             before = len(k.violations)
-            if settle(k) != "running":
+            with _hang_ends_campaign():  # the final sync runs tasks too
+                status = settle(k)
+            if status != "running":
                 for v in _failures(k, k.violations[before:]):
                     self._fail(v, at_end=True)
                 return
@@ -1066,7 +1102,15 @@ class Campaign:
 
     @watchdog()
     def __call__(self) -> OracleViolation | None:
-        return self.run()
+        """Run the campaign. A step that never returns raises
+        :class:`~mmsim.engine.StepTimeout` at once, unshrunk."""
+        _CAMPAIGN[0] = True
+        try:
+            return self.run()
+        except _Hung as hung:
+            raise hung.timeout from None
+        finally:
+            _CAMPAIGN[0] = False
 
 
 def fuzzer(

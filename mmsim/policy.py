@@ -286,7 +286,9 @@ def load_entry(name: str) -> Policy | Stack:
         return obj()
     if isinstance(obj, Stack):
         return obj
+    # Named as the entry point names it: a repr may hold a memory address, and
+    # the listing must read the same on every run.
     raise PolicyError(
-        f"entry point {name!r} names {obj!r}, which is neither a Policy subclass "
-        "nor a Stack"
+        f"entry point {name!r} names {eps[name].value} (a {type(obj).__name__}), "
+        "which is neither a Policy subclass nor a Stack"
     )

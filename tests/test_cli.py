@@ -280,6 +280,52 @@ def test_list_events_names_what_a_goal_may_name(
     assert "goal release_deferred: reached" in capsys.readouterr().out
 
 
+class NotAPolicy:
+    """What a broken plug-in's entry point may name."""
+
+
+@pytest.mark.parametrize("flags", [[], ["--events"]])
+def test_list_shows_the_rest_and_names_a_policy_that_does_not_load(
+    flags: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mmsim import policy
+
+    broken = importlib.metadata.EntryPoint(
+        "broken", f"{__name__}:NotAPolicy", "mmsim.policies"
+    )
+    registered = {
+        ep.name: ep for ep in importlib.metadata.entry_points(group="mmsim.policies")
+    }
+    monkeypatch.setattr(policy, "_REGISTERED", {**registered, "broken": broken})
+    monkeypatch.setattr(policy, "policy_names", lambda: sorted([*registered, "broken"]))
+    assert main(["list", *flags]) == 2
+    out, err = capsys.readouterr()
+    assert "defer-release" in out  # the others are listed all the same
+    assert err == (
+        "mmsim: error: entry point 'broken' names tests.test_cli:NotAPolicy "
+        "(a type), which is neither a Policy subclass nor a Stack\n"
+    )
+
+
+def test_list_takes_one_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--functions", "--events"]) == 2
+    assert capsys.readouterr().err == (
+        "mmsim: error: list takes --functions or --events, not both\n"
+    )
+
+
+def test_a_parameter_given_twice_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["check", "dio/001", "--param", "readers=2", "--param", "readers=3"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "mmsim: error: --param readers given twice (2 and 3)\n"
+    )
+
+
 def test_console_script_runs_as_a_module() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "mmsim", "check", "dio/002", "--no-diagram"],
@@ -722,6 +768,35 @@ def test_a_policy_whose_hook_never_returns_is_stopped_and_named(
         "did not return within 0.2s at "
     )
     assert err.count("\n") == 1
+
+
+@needs_sigalrm
+@pytest.mark.parametrize("scenario", [[], ["--scenario", "dio/001"]])
+def test_a_hook_that_never_returns_ends_a_fuzzing_campaign_at_once(
+    scenario: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not shrunk: each attempt would wait for the watchdog again (minutes).
+    misbehaving.register(monkeypatch)
+    monkeypatch.setattr(engine, "STEP_TIMEOUT", 0.2)
+    hangs = []
+    failure = engine._failure
+
+    def counted(task: engine.Task, what: str, frame: Any) -> str:
+        hangs.append(what)
+        return failure(task, what, frame)
+
+    monkeypatch.setattr(engine, "_failure", counted)
+    argv = ["fuzz", "--policy", "spins", *scenario, "--seed", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmsim: error: ")
+    assert (
+        "policy 'spins', hook try_to_release_page() did not return within 0.2s at "
+    ) in err
+    assert err.count("\n") == 1
+    assert len(hangs) == 1
 
 
 def test_a_hook_that_goes_round_for_ever_is_a_livelock(
