@@ -149,7 +149,10 @@ def block_page_mkwrite(k: Kernel, page: Page, get_block: GetBlock) -> Path:
 def drop_buffers(k: Kernel, page: Page) -> bool:
     """Models drop_buffers(): fail if any buffer is busy, else detach them.
 
-    ``buffer_busy`` is ``b_count`` or BH_Dirty or BH_Lock. Detaching
+    ``buffer_busy`` is ``b_count`` or BH_Dirty or BH_Lock. The model has no
+    BH_Lock: the kernel locks a page's buffers for I/O only while the page is
+    locked or under writeback, and reclaim (``trylock_page``) and
+    ``try_to_free_buffers`` (PageWriteback) stop before they get here. Detaching
     (``__clear_page_buffers``) clears PG_private and drops its page reference.
     """
     assert page.private is not None

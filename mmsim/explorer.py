@@ -846,9 +846,10 @@ class _Tables:
 
     The soundness of this rests on that promise of the model, beyond what
     state caching needs: a step that read another task's frames would be
-    composed wrongly. The kernel model keeps it (its one wait on another task,
-    ``rdma_app``'s, reads whether that task finished), and the tests check
-    tabled searches against brute force and against every cell of the report.
+    composed wrongly. The kernel model keeps it (no wait of its reads another
+    task: ``rdma_app`` polls its registration's completions, shared state),
+    and the tests check tabled searches against brute force, with waits for
+    another task's end, and against every cell of the report.
 
     On ``dio/001`` under defer-release with two readers of two requests and two
     flushers, the search's 960,591 transitions came from 153,240 tabled steps.

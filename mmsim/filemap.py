@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from mmsim.engine import KernelBug, kernel
 from mmsim.swap import get_page
 
+PAGE_SIZE = 4096
+
 if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.machine import Kernel
@@ -109,12 +111,18 @@ def filemap_fault(k: Kernel, mapping: AddressSpace, index: int) -> Path:
     """Models filemap_fault(), v4.15: find or read the page, return it locked.
 
     Returns ``(VM_FAULT_LOCKED, page)`` with a reference held for the caller.
-    A page at or beyond EOF is VM_FAULT_SIGBUS (``max_off``). On a miss it runs
-    ``page_cache_read`` (allocate, ``add_to_page_cache_lru``, ``->readpage``)
-    and retries, as the kernel does. Readahead is not modelled.
+    A page at or beyond EOF is VM_FAULT_SIGBUS (``max_off``), checked first and
+    again under the page lock, where a truncate that has shrunk ``i_size`` but
+    not yet reached this page is seen. On a miss it runs ``page_cache_read``
+    (allocate, ``add_to_page_cache_lru``, ``->readpage``) and retries, as the
+    kernel does. Simplified: readahead is not modelled; the first check is
+    repeated on every retry (the kernel's ``retry_find`` skips it, and the
+    check under the lock decides the same); a page found not uptodate is
+    VM_FAULT_SIGBUS at once, where the kernel (``page_not_uptodate``) reads it
+    once more first (the model's reads do not fail).
     """
     while True:
-        if index * 4096 >= mapping.host.size:
+        if index * PAGE_SIZE >= mapping.host.size:
             return VM_FAULT_SIGBUS, None
         page = find_get_page(k, mapping, index)
         if page is None:
@@ -130,7 +138,8 @@ def filemap_fault(k: Kernel, mapping: AddressSpace, index: int) -> Path:
             unlock_page(k, page)
             k.ops.put_page(k, page)
             continue
-        if not page.uptodate:
+        if not page.uptodate or index * PAGE_SIZE >= mapping.host.size:
+            # "We must recheck i_size under page lock"
             unlock_page(k, page)
             k.ops.put_page(k, page)
             return VM_FAULT_SIGBUS, None

@@ -8,13 +8,16 @@ inodes and their page caches, the user mapping, the disk, the policy hook table
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmsim.bio import Bio
 from mmsim.engine import _CACHE_SIZE, Machine, Path, Task, Wait
 from mmsim.fs import AddressSpaceOperations
 from mmsim.mm_types import AddressSpace, BufferHead, Disk, Inode, Page, Pte, Vma
 from mmsim.policy import Ops, Policy, build_ops
+
+if TYPE_CHECKING:
+    from mmsim.umem import IbUmem
 
 __all__ = ["EVENTS", "Kernel"]
 
@@ -109,6 +112,8 @@ class Kernel(Machine):
         self.expected: dict[tuple[int, int], int] = {}
         #: Bios in flight, by slot (see :mod:`mmsim.bio`).
         self.bios: list[Bio | None] = []
+        #: RDMA registrations alive, by slot (:class:`mmsim.umem.IbUmem`).
+        self.umems: list[IbUmem | None] = []
         #: /proc/vmstat-style counters. Observations only: not part of the state.
         self.vmstat: dict[str, int] = {}
         #: Simulated time in ns, kept by the timed scheduler (0 under the explorer).
@@ -262,7 +267,8 @@ class Kernel(Machine):
             self.disk.snapshot(),
             self.next_version,
             tuple(sorted(self.expected.items())),
-            _bios_snapshot(self.bios),
+            _slots_snapshot(self.bios),
+            _slots_snapshot(self.umems),
         )
 
     def wait_until(self, cond: Callable[[], bool], reason: str) -> Wait:
@@ -301,13 +307,13 @@ class Kernel(Machine):
 _STARTED_MID_RUN = frozenset({"irq", "kworker", "sync"})
 
 
-def _bios_snapshot(bios: list[Bio | None]) -> tuple[Any, ...]:
-    # bio_alloc takes the lowest free slot or appends one, so free slots at the
-    # end change nothing: a state with them is the state without them.
-    end = len(bios)
-    while end and bios[end - 1] is None:
+def _slots_snapshot(slots: list[Bio | None] | list[IbUmem | None]) -> tuple[Any, ...]:
+    # bio_alloc and ib_umem_get take the lowest free slot or append one, so free
+    # slots at the end change nothing: a state with them is the state without.
+    end = len(slots)
+    while end and slots[end - 1] is None:
         end -= 1
-    return tuple(b.snapshot() if b is not None else () for b in bios[:end])
+    return tuple(b.snapshot() if b is not None else () for b in slots[:end])
 
 
 #: Hook tables by policy stack: a search builds thousands of machines from one

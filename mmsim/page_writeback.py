@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "__set_page_dirty",
     "__set_page_dirty_nobuffers",
+    "account_page_cleaned",
     "account_page_dirtied",
     "cancel_dirty_page",
     "clear_page_dirty_for_io",
@@ -103,8 +104,29 @@ def redirty_page_for_writepage(k: Kernel, wbc: WritebackControl, page: Page) -> 
 
 @kernel("mm/page-writeback.c")
 def cancel_dirty_page(k: Kernel, page: Page) -> None:
-    """Models cancel_dirty_page(): drop PG_dirty without writing (account_page_cleaned)."""
-    page.dirty = False
+    """Models cancel_dirty_page(), v4.15: drop PG_dirty without writing.
+
+    A page in a mapping is cleaned with ``TestClearPageDirty`` and, if it was
+    dirty, uncounted (:func:`account_page_cleaned`); an orphan page's flag is
+    just cleared. The memcg lock and the inode's writeback lookup are left
+    out: the model has one cgroup and one writeback context.
+    """
+    if page.mapping is not None:
+        if page.dirty:  # TestClearPageDirty
+            page.dirty = False
+            account_page_cleaned(k, page)
+    else:
+        page.dirty = False
+
+
+@kernel("mm/page-writeback.c")
+def account_page_cleaned(k: Kernel, page: Page) -> None:
+    """Models account_page_cleaned(), v4.15: a dirty page is cleaned without
+    being written (truncated, or its buffers dropped), so ``NR_FILE_DIRTY``
+    goes down. The zone's write-pending count, the writeback context's
+    reclaimable count and the task's cancelled-write I/O accounting, which it
+    also adjusts, are not modelled."""
+    k.count("nr_dirty", -1)
 
 
 @kernel("mm/page-writeback.c")

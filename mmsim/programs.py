@@ -53,10 +53,8 @@ def rdma_app(k: Kernel, vma: Vma, index: int) -> Path:
     umem = yield from ib_umem_get(k, vma, index)
     if umem is None:
         return -EFAULT
-    peer = k.spawn_irq(
-        "nic:rdma-write", rdma_peer(k, vma, index, umem), latency="rdma_write"
-    ).tid
-    yield k.wait_until(lambda: k.tasks[peer].done, "ibv_poll_cq")
+    k.spawn_irq("nic:rdma-write", rdma_peer(k, vma, index, umem), latency="rdma_write")
+    yield k.wait_until(lambda: umem.completions > 0, "ibv_poll_cq")
     yield from vfs_fsync(k, vma.mapping.host.key)
     yield from ib_umem_release(k, umem)
     return 0

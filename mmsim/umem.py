@@ -29,12 +29,23 @@ EFAULT = 14
 
 @attrs.define(slots=True, eq=False)
 class IbUmem:
-    """``struct ib_umem`` for one writable page; ``pinned`` when taken with FOLL_PIN."""
+    """``struct ib_umem`` for one writable page; ``pinned`` when taken with FOLL_PIN.
+
+    ``key`` is its slot in ``Kernel.umems``, the registrations alive (the lowest
+    free one, as bios take theirs). ``completions`` stands for the completion
+    queue the application polls: the RDMA WRITEs into the region that the NIC
+    has completed. It is shared state, so the application waits on it rather
+    than on the task that models the peer, whose slot a later task may take.
+    """
 
     snapshot_tag: ClassVar[int] = 12
     key: int
     page: Page
     pinned: bool
+    completions: int = 0
+
+    def snapshot(self) -> tuple[int, ...]:
+        return (self.page.key, self.pinned, self.completions)
 
 
 @kernel("drivers/infiniband/core/umem.c")
@@ -46,7 +57,14 @@ def ib_umem_get(k: Kernel, vma: Vma, index: int) -> Path:
     page, pinned = yield from k.ops.get_user_pages_longterm(k, vma, index, FOLL_WRITE)
     if page is None:
         return None
-    return IbUmem(key=0, page=page, pinned=pinned)
+    free = [i for i, u in enumerate(k.umems) if u is None]
+    slot = free[0] if free else len(k.umems)
+    umem = IbUmem(key=slot, page=page, pinned=pinned)
+    if free:
+        k.umems[slot] = umem
+    else:
+        k.umems.append(umem)
+    return umem
 
 
 @kernel("drivers/infiniband/core/umem.c")
@@ -54,14 +72,15 @@ def ib_umem_release(k: Kernel, umem: IbUmem) -> Path:
     """Models ib_umem_release() → __ib_umem_release(umem, dirty=1).
 
     v4.15: ``set_page_dirty_lock`` then ``put_page``; a pinned region goes through
-    ``unpin_user_pages_dirty_lock`` (v5.6).
+    ``unpin_user_pages_dirty_lock`` (v5.6). The registration is then freed.
     """
     if umem.pinned:
         yield from unpin_user_pages_dirty_lock(k, umem.page, True)
-        return
-    yield from k.ops.set_page_dirty_lock(k, umem.page)
-    yield
-    k.ops.put_user_page(k, umem.page)
+    else:
+        yield from k.ops.set_page_dirty_lock(k, umem.page)
+        yield
+        k.ops.put_user_page(k, umem.page)
+    k.umems[umem.key] = None
 
 
 @kernel("drivers/infiniband/core/umem.c")
@@ -70,9 +89,12 @@ def rdma_write_into(k: Kernel, vma: Vma, index: int, umem: IbUmem) -> None:
 
     The NIC needs no fault and looks at no page flag: the page may be clean,
     write-protected, or stripped of its buffers. Once the write completes the data
-    is the user's: the model records it as the last completed write to the page.
+    is the user's: the model records it as the last completed write to the page,
+    and the NIC posts its completion (``umem.completions``), which
+    ``ibv_poll_cq`` finds.
     """
     version = k.new_version()
     k.store_data(umem.page, version, "RDMA WRITE")
     k.expected[(vma.mapping.host.key, index)] = version
     k.tracepoint("rdma_write", umem.page, f"remote write of version {version}")
+    umem.completions += 1

@@ -117,7 +117,9 @@ def shrink_page_list(k: Kernel, page: Page) -> Path:
     """
     if not trylock_page(k, page):
         return False
-    if page.writeback:  # case 3: kswapd marks it and moves on
+    # v4.15's "case 2": global reclaim marks it PG_reclaim and keeps it. Case 1
+    # (PGDAT_WRITEBACK throttling) keeps it too; case 3 is legacy memcg only.
+    if page.writeback:
         page.reclaim = True
         unlock_page(k, page)
         return False

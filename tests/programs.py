@@ -28,8 +28,8 @@ from mmsim.explorer import Counterexample, settle
 # a new one, as the kernel model starts its completions. The ids show in the
 # state: a search that merged two states giving later helpers different ids
 # could miss an outcome that brute force finds. ("join", t) sleeps until task
-# ``t`` has finished (interpreted tasks only), as a wait may read another
-# task's end (``rdma_app`` polls for its peer's). ("bug", var, value) oopses
+# ``t`` has finished (interpreted tasks only): a model's wait may read another
+# task's end, which the explorer must handle. ("bug", var, value) oopses
 # (a KernelBug: the run stops) if var holds value.
 Op = tuple[Any, ...]
 Program = list[list[Op]]

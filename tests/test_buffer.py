@@ -13,8 +13,9 @@ from mmsim.machine import Kernel
 def test_freeing_clean_buffers_of_a_dirty_page_cancels_the_dirt_but_an_orphans(
     orphan: bool,
 ) -> None:
-    """Clean buffers under a dirty page: ``cancel_dirty_page``, unless the page
-    has no mapping (an orphan: v4.15 only drops its buffers)."""
+    """Clean buffers under a dirty page: ``cancel_dirty_page``, which uncounts
+    the dirty page (``account_page_cleaned``), unless the page has no mapping
+    (an orphan: v4.15 only drops its buffers)."""
     make, _, _ = machine_factory("dio/001", "baseline")
     k = make()
     assert isinstance(k, Kernel)
@@ -23,6 +24,8 @@ def test_freeing_clean_buffers_of_a_dirty_page_cancels_the_dirt_but_an_orphans(
     page.dirty = True
     if orphan:
         page.mapping = None
+    dirty = k.vmstat.get("nr_dirty", 0)
     assert try_to_free_buffers(k, page)
     assert page.private is None
     assert page.dirty is orphan
+    assert k.vmstat.get("nr_dirty", 0) == dirty - (not orphan)

@@ -1,0 +1,48 @@
+"""mm/filemap.c: the page fault on a file mapping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mmsim._api import machine_factory
+from mmsim.engine import Path, Wait
+from mmsim.filemap import VM_FAULT_LOCKED, VM_FAULT_SIGBUS, filemap_fault
+from mmsim.machine import Kernel
+
+
+def _finish(path: Path) -> Any:
+    """Run a path that no longer sleeps to its end; its return value."""
+    try:
+        while True:
+            next(path)
+    except StopIteration as stop:
+        return stop.value
+
+
+@pytest.mark.parametrize("truncated", [False, True])
+def test_a_fault_rechecks_the_file_size_under_the_page_lock(truncated: bool) -> None:
+    """A truncate that shrank ``i_size`` while the fault slept on the page lock,
+    but has not yet taken the page out of the cache: SIGBUS, page released."""
+    make, _, _ = machine_factory("dio/001", "baseline")
+    k = make()
+    assert isinstance(k, Kernel)
+    mapping = k.inodes[0].mapping
+    page = mapping.pages[0]
+    page.locked = True  # someone else holds it: the fault sleeps
+    refs = page.refcount
+    fault = filemap_fault(k, mapping, 0)
+    assert isinstance(next(fault), Wait)
+    if truncated:
+        mapping.host.size = 0  # truncate_setsize(), before truncate_pagecache()
+    page.locked = False
+    ret = _finish(fault)
+    if truncated:
+        assert ret == (VM_FAULT_SIGBUS, None)
+        assert not page.locked
+        assert page.refcount == refs
+    else:
+        assert ret == (VM_FAULT_LOCKED, page)
+        assert page.locked
+        assert page.refcount == refs + 1
