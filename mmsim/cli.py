@@ -659,8 +659,33 @@ def _executor(jobs: int | None, dask: str | None) -> Iterator[Executor | None]:
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(jobs) as pool:
+    pool = ProcessPoolExecutor(jobs)
+    try:
         yield pool
+    finally:
+        _stop_workers(pool)
+
+
+def _stop_workers(pool: Any) -> None:
+    """Shut a process pool down without waiting for a batch still running.
+
+    A budget cut (``--max-time``) leaves the batches then running unwanted, and
+    one may be inside a step that does not return (a hook that hangs, until
+    the worker's watchdog fires, a minute later): the result is printed now,
+    not then. Python 3.14's ``terminate_workers`` does this; before it, the
+    workers are terminated one by one.
+    """
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((pool._processes or {}).values())  # shutdown forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join()
 
 
 def _abandon(pool: Executor) -> None:

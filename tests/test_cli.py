@@ -799,6 +799,30 @@ def test_a_hook_that_never_returns_ends_a_fuzzing_campaign_at_once(
     assert len(hangs) == 1
 
 
+def _stuck(started: Path) -> None:
+    started.touch()
+    time.sleep(120)  # a step that does not return, until a watchdog fires
+
+
+def test_the_pool_is_shut_down_without_waiting_for_a_stuck_batch(
+    tmp_path: Path,
+) -> None:
+    """After a budget cut, a batch still running is not waited for (a hung hook
+    held the result back a minute): its worker is terminated."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mmsim.cli import _stop_workers
+
+    pool = ProcessPoolExecutor(1)
+    started = tmp_path / "started"
+    pool.submit(_stuck, started)
+    (worker,) = pool._processes.values()
+    while not started.exists():
+        time.sleep(0.01)
+    _stop_workers(pool)
+    assert worker.exitcode == -signal.SIGTERM
+
+
 def test_a_hook_that_goes_round_for_ever_is_a_livelock(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
