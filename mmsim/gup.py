@@ -137,10 +137,13 @@ def faultin_page(k: Kernel, vma: Vma, index: int, flags: int) -> Path:
 def check_vma_flags(k: Kernel, vma: Vma, flags: int) -> int:
     """Models check_vma_flags(): may GUP take references in this VMA at all?
 
-    A long-term request on fs-dax is refused with -EOPNOTSUPP: v4.15's
-    ``get_user_pages_longterm`` checked ``vma_is_fsdax`` after taking the pages
-    (and dropped them); v5.x moved the check here, before, which the model
-    does for both. Nothing else is refused in v4.15. This is a hook: v6.5 refuses
+    A long-term request on fs-dax is refused with -EOPNOTSUPP. Simplified:
+    v4.15's ``get_user_pages_longterm`` (and v5.6's ``check_dax_vmas``) checked
+    ``vma_is_fsdax`` after taking the pages, so a refused request still faulted
+    them in (on fs-dax a write fault may allocate a block and install a PTE)
+    before dropping them; later kernels check here, before. The model checks
+    here for every version, leaving the refused request's fault out: no
+    scenario of the report takes a long-term reference on fs-dax. Nothing else is refused in v4.15. This is a hook: v6.5 refuses
     a writable long-term pin of a mapping that needs dirty tracking
     (``writable_file_mapping_allowed``) with -EFAULT. Returns 0 or -errno.
     """
@@ -231,12 +234,16 @@ def put_user_page(k: Kernel, page: Page) -> None:
     k.ops.put_page(k, page)
 
 
-@kernel("mm/gup.c", version="v5.6")
+@kernel("mm/gup.c", version="v5.7")
 def unpin_user_page(k: Kernel, page: Page) -> None:
-    """Models unpin_user_page() → gup_put_folio(FOLL_PIN): remove the bias.
+    """Models unpin_user_page(), v5.7: remove the bias
+    (``page_ref_sub_and_test(page, GUP_PIN_COUNTING_BIAS)``, later kernels'
+    ``gup_put_folio``); ``nr_foll_pin_released``; the last reference frees the
+    page. In v5.6 a pin was a plain reference, dropped with ``put_page``.
 
-    ``nr_foll_pin_released``; the last reference frees the page; dropping more
-    than is held is a refcount underflow (BUG). This is a hook.
+    Dropping a pin that is not held is a refcount underflow, which the model
+    treats as an oops (a modelling choice: v5.7 checks it only in debug
+    builds). This is a hook.
     """
     if page.pincount <= 0 or page.refcount < GUP_PIN_COUNTING_BIAS:
         raise KernelBug("mm/gup.c", "unpin_user_page(): page is not pinned")

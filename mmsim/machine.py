@@ -112,6 +112,9 @@ class Kernel(Machine):
         self.expected: dict[tuple[int, int], int] = {}
         #: Bios in flight, by slot (see :mod:`mmsim.bio`).
         self.bios: list[Bio | None] = []
+        #: The page ``redirty_page_for_writepage`` is dirtying again, during
+        #: that call only (so never part of a state between steps).
+        self.redirtying: Page | None = None
         #: RDMA registrations alive, by slot (:class:`mmsim.umem.IbUmem`).
         self.umems: list[IbUmem | None] = []
         #: /proc/vmstat-style counters. Observations only: not part of the state.

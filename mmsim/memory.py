@@ -45,6 +45,12 @@ def handle_mm_fault(k: Kernel, vma: Vma, index: int, write: bool) -> Path:
     k.count("pgfault")
     pte = vma.ptes[index]
     if not pte.present:
+        if not write:
+            # do_read_fault() maps the page read-only and clean: running
+            # do_shared_fault() instead would call ->page_mkwrite and dirty it.
+            raise NotImplementedError(
+                "handle_mm_fault(): a read fault (do_read_fault) is not modelled"
+            )
         return (yield from do_shared_fault(k, vma, index))
     if write and not pte.writable:
         return (yield from do_wp_page(k, vma, index))

@@ -64,7 +64,8 @@ class DirtiedOutsideMkwrite(Oracle):
     id: ClassVar[str] = "dirty-without-mkwrite"
     meaning: ClassVar[str] = (
         "a clean→dirty transition not preceded by ->page_mkwrite or ->write_begin "
-        "since the page was last cleaned for writeback"
+        "since the page was last cleaned for writeback (a ->writepage that "
+        "declines and redirties the page puts its own dirt back: not one)"
     )
     symptom: ClassVar[str] = (
         "silent: blocks not reserved or allocated, checksums and stable pages "
@@ -74,8 +75,8 @@ class DirtiedOutsideMkwrite(Oracle):
 
     def on_event(self, m: Machine, name: str, obj: Any) -> str | None:
         page: Page = obj
-        if not page.mkwrite:
-            k: Kernel = m  # type: ignore[assignment]
+        k: Kernel = m  # type: ignore[assignment]
+        if not page.mkwrite and k.redirtying is not page:
             who = k.current.name if k.current is not None else "?"
             return f"{k.page_name(page)} dirtied by {who} without ->page_mkwrite"
         return None

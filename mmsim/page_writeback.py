@@ -97,9 +97,20 @@ def set_page_dirty_lock(k: Kernel, page: Page) -> Path:
 
 @kernel("mm/page-writeback.c")
 def redirty_page_for_writepage(k: Kernel, wbc: WritebackControl, page: Page) -> bool:
-    """Models redirty_page_for_writepage(): ``->writepage`` declines; keep it dirty."""
+    """Models redirty_page_for_writepage(): ``->writepage`` declines; keep it dirty.
+
+    The page goes clean → dirty again (``writeback_dirty_page``), but this is the
+    dirt ``clear_page_dirty_for_io`` just took, put back by the filesystem
+    itself with its preparation (a delalloc reservation) intact: not a
+    dirtying behind ``->page_mkwrite``'s back. ``k.redirtying`` says so to the
+    oracles, for this call only.
+    """
     k.count("nr_redirtied")  # account_page_redirty
-    return __set_page_dirty_nobuffers(k, page)
+    k.redirtying = page
+    try:
+        return __set_page_dirty_nobuffers(k, page)
+    finally:
+        k.redirtying = None
 
 
 @kernel("mm/page-writeback.c")

@@ -63,6 +63,12 @@ def try_to_unmap(k: Kernel, page: Page) -> bool:
     Each PTE is cleared (``ptep_clear_flush``); a dirty PTE bit moves to the page
     (``set_page_dirty``); ``page_remove_rmap`` and ``put_page`` drop the mapping's
     reference. Returns True when no mapping is left.
+
+    Simplified: the model has no accessed (young) PTE bit, so the kernel's
+    abort on a PTE used since ``page_referenced`` looked (reclaim passes no
+    TTU_IGNORE_ACCESS: ``ptep_clear_flush_young_notify``, then the page is
+    activated) is left out. That abort only delays the unmap to a later pass
+    of the LRU, where the same state is reached: runs here take fewer steps.
     """
     for pte in _ptes_mapping(k, page):
         zap_pte(k, pte, page)

@@ -124,11 +124,13 @@ def truncate_inode_pages_range(k: Kernel, mapping: AddressSpace, index: int) -> 
 
 @kernel("fs/ext4/inode.c", version="v4.19", name="ext4_break_layouts")
 def break_layouts(k: Kernel, inode: Inode) -> Path:
-    """Where truncate and hole punch, holding the invalidate lock exclusively, make
-    sure no one still uses the blocks about to be freed.
+    """Where truncate and hole punch, holding the lock that keeps page faults out
+    exclusively (ext4's ``i_mmap_sem``, XFS's MMAPLOCK; ``invalidate_lock`` from
+    v5.15), make sure no one still uses the blocks about to be freed.
 
-    ``ext4_break_layouts`` (and ``xfs_break_layouts``) arrived in v4.19 for fs-dax;
-    v4.15 does nothing here. This is a hook. Returns 0, or -errno to fail the
+    v4.19 added the fs-dax part: ``ext4_break_layouts`` and, in XFS's
+    ``xfs_break_layouts`` (which already broke pNFS layout leases),
+    ``xfs_break_dax_layouts``. v4.15 does nothing here for fs-dax. This is a hook. Returns 0, or -errno to fail the
     truncate (a layout lease that cannot be broken: -ETXTBSY).
     """
     return 0

@@ -8,10 +8,12 @@ plugin's ``--mmsim-profile`` loads too): ``ci`` when ``CI`` is set, else
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from hypothesis import settings
 
+from mmsim.engine import Path
 from mmsim.fuzz import register_profiles
 
 register_profiles()
@@ -67,3 +69,12 @@ def _sigalrm_free() -> None:
 #: someone else's (pytest-timeout's signal method, say) alone: checked when
 #: the test runs, as such a handler is installed per test.
 needs_sigalrm = pytest.mark.usefixtures("_sigalrm_free")
+
+
+def finish(path: Path) -> Any:
+    """Run a kernel path that no longer sleeps to its end; its return value."""
+    try:
+        while True:
+            next(path)
+    except StopIteration as stop:
+        return stop.value

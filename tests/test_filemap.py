@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from mmsim._api import machine_factory
-from mmsim.engine import Path, Wait
+from mmsim.engine import Wait
 from mmsim.filemap import VM_FAULT_LOCKED, VM_FAULT_SIGBUS, filemap_fault
 from mmsim.machine import Kernel
-
-
-def _finish(path: Path) -> Any:
-    """Run a path that no longer sleeps to its end; its return value."""
-    try:
-        while True:
-            next(path)
-    except StopIteration as stop:
-        return stop.value
+from tests.conftest import finish
 
 
 @pytest.mark.parametrize("truncated", [False, True])
@@ -37,7 +27,7 @@ def test_a_fault_rechecks_the_file_size_under_the_page_lock(truncated: bool) -> 
     if truncated:
         mapping.host.size = 0  # truncate_setsize(), before truncate_pagecache()
     page.locked = False
-    ret = _finish(fault)
+    ret = finish(fault)
     if truncated:
         assert ret == (VM_FAULT_SIGBUS, None)
         assert not page.locked

@@ -115,3 +115,17 @@ def test_every_cell_keeps_mapcount_to_its_ptes() -> None:
                 assert check.after_step(m) is None, where
                 if settle(m) != "running":
                     break
+
+
+def test_a_read_fault_is_refused_rather_than_run_as_a_write_fault() -> None:
+    """``do_read_fault`` is not modelled: a read fault on a missing PTE must not
+    go to ``do_shared_fault``, which would call ``->page_mkwrite`` and dirty
+    the page as no read does."""
+    make, _, _ = machine_factory("dio/001", "baseline")
+    k = make()
+    assert isinstance(k, Kernel)
+    vma = k.vmas[0]
+    assert not vma.ptes[0].present
+    with pytest.raises(NotImplementedError, match="do_read_fault"):
+        next(handle_mm_fault(k, vma, 0, False))
+    assert not k.inodes[0].mapping.pages[0].dirty

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import mmsim
 from mmsim.ext4 import Ext4
 from mmsim.filemap import add_to_page_cache_lru
 from mmsim.machine import Kernel
@@ -104,3 +107,43 @@ def test_unknown_oracle_is_a_clear_error() -> None:
 
     with pytest.raises(OracleError, match="unknown oracle 'nope'"):
         make_oracles(["nope"])
+
+
+_DELALLOC_PAGED_OUT = """
+id = "test/101"
+title = "a store over a hole, then kswapd pages the page out"
+oracles = ["dirty-without-mkwrite"]
+filesystems = ["ext4"]
+
+[machine]
+frames = 2
+blocks = 4
+
+[[files]]
+name = "file1"
+blocks = []
+
+[mapping]
+file = "file1"
+
+[[tasks]]
+kind = "store"
+
+[[tasks]]
+kind = "kswapd"
+"""
+
+
+def test_root_cause_ignores_a_writepage_that_redirties_its_own_page(
+    tmp_path: Path,
+) -> None:
+    """``ext4_writepage`` cannot allocate a delalloc page from reclaim: it puts
+    back the dirt ``clear_page_dirty_for_io`` took (``redirty_page_for_writepage``),
+    reservation intact. No dirtying behind ``->page_mkwrite``'s back, though the
+    page goes clean → dirty with its mkwrite epoch ended."""
+    scenario = tmp_path / "delalloc.toml"
+    scenario.write_text(_DELALLOC_PAGED_OUT)
+    result = mmsim.check(str(scenario), goals=["nr_redirtied"])
+    assert result.coverage.goals == {"nr_redirtied": True}  # the redirty ran
+    verdicts = {v.oracle: v.verdict for v in result.per_oracle}
+    assert verdicts["dirty-without-mkwrite"] == "Never"

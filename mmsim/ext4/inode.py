@@ -18,7 +18,7 @@ from mmsim.buffer import (
     try_to_free_buffers,
 )
 from mmsim.engine import KernelBug, kernel
-from mmsim.ext4.page_io import ext4_bio_write_page, ext4_io_submit
+from mmsim.ext4.page_io import PAGE_SIZE, ext4_bio_write_page, ext4_io_submit, page_len
 from mmsim.filemap import lock_page, unlock_page, wait_on_page_writeback
 from mmsim.fs import AddressSpaceOperations, SyncMode, WritebackControl
 from mmsim.mm_types import NO_BLOCK
@@ -28,7 +28,7 @@ from mmsim.swap import get_page
 if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.machine import Kernel
-    from mmsim.mm_types import BufferHead, Inode, Page, Vma
+    from mmsim.mm_types import AddressSpace, BufferHead, Inode, Page, Vma
 
 __all__ = [
     "Ext4",
@@ -174,21 +174,22 @@ def ext4_writepage(k: Kernel, page: Page, wbc: WritebackControl) -> Path:
     """Models ext4_writepage(), v4.15: write one page (reclaim's ``->writepage``).
 
     ``page_buffers`` BUGs on a page without buffers. A page with delayed or
-    unwritten buffers cannot be allocated here: it is redirtied and, since the
-    block size equals the page size, left alone. Otherwise
-    ``ext4_bio_write_page`` and ``ext4_io_submit``. Returns 0; the page is
-    unlocked.
+    unwritten buffers before ``len`` (:func:`~mmsim.ext4.page_io.page_len`)
+    cannot be allocated here: it is redirtied and, since the block size equals
+    the page size, left alone. Otherwise ``ext4_bio_write_page`` and
+    ``ext4_io_submit``. Returns 0; the page is unlocked.
     """
     k.tracepoint("wbc_writepage", page, k.page_name(page))
+    length = page_len(page)
     bufs = k.ops.ext4_page_buffers(k, page, "ext4_writepage")
     if bufs is None:
         unlock_page(k, page)
         return 0
-    if any(bh.delay for bh in bufs):
+    if length and any(bh.delay for bh in bufs):  # ext4_walk_page_buffers(0, len)
         redirty_page_for_writepage(k, wbc, page)
         unlock_page(k, page)
         return 0
-    blocks = ext4_bio_write_page(k, page, wbc)
+    blocks = ext4_bio_write_page(k, page, length, wbc)
     if blocks:
         ext4_io_submit(k, page, blocks)
     return 0
@@ -214,16 +215,21 @@ def mpage_map_one_extent(k: Kernel, page: Page, bh: BufferHead) -> int:
 
 
 @kernel("fs/ext4/inode.c")
-def mpage_prepare_extent_to_map(k: Kernel, page: Page, wbc: WritebackControl) -> Path:
+def mpage_prepare_extent_to_map(
+    k: Kernel, mapping: AddressSpace, page: Page, wbc: WritebackControl
+) -> Path:
     """Models one page of mpage_prepare_extent_to_map(), v4.15, and its submission.
 
     ``lock_page``; skip a page that is no longer dirty, was truncated, or is under
     writeback in WB_SYNC_NONE mode; ``wait_on_page_writeback``; ``page_buffers``
     (the BUG Leon Romanovsky hit); map delayed buffers
-    (``mpage_map_and_submit_extent``); then ``mpage_submit_page``:
-    ``clear_page_dirty_for_io`` and ``ext4_bio_write_page``.
+    (``mpage_map_and_submit_extent``), but none of a page past EOF, which
+    ``mpage_process_page_bufs`` submits unmapped (``lblk >= blocks``: truncate
+    has shrunk ``i_size`` and will remove the page); then
+    ``mpage_submit_page``: ``clear_page_dirty_for_io`` and
+    ``ext4_bio_write_page``. ``mapping`` is the file's (``mpd->inode``'s): a
+    page truncated since the lookup no longer has it.
     """
-    mapping = page.mapping
     if not (yield from k.ops.writeback_before_lock(k, page, wbc)):
         return
     yield from lock_page(k, page)
@@ -240,7 +246,8 @@ def mpage_prepare_extent_to_map(k: Kernel, page: Page, wbc: WritebackControl) ->
     if bufs is None:
         unlock_page(k, page)
         return
-    for bh in bufs:
+    past_eof = page.index * PAGE_SIZE >= mapping.host.size
+    for bh in () if past_eof else bufs:
         if bh.dirty and bh.delay and mpage_map_one_extent(k, page, bh) < 0:
             k.warn(
                 "fs/ext4/inode.c:mpage_map_and_submit_extent",
@@ -254,8 +261,9 @@ def mpage_prepare_extent_to_map(k: Kernel, page: Page, wbc: WritebackControl) ->
 @kernel("fs/ext4/inode.c")
 def mpage_submit_page(k: Kernel, page: Page, wbc: WritebackControl) -> Path:
     """Models mpage_submit_page(): ``clear_page_dirty_for_io``, ``ext4_bio_write_page``."""
+    length = page_len(page)
     yield from k.ops.clear_page_dirty_for_io(k, page, None)
-    blocks = ext4_bio_write_page(k, page, wbc)
+    blocks = ext4_bio_write_page(k, page, length, wbc)
     if blocks:
         ext4_io_submit(k, page, blocks)
 
@@ -275,7 +283,7 @@ def ext4_writepages(k: Kernel, mapping_key: int, wbc: WritebackControl) -> Path:
         get_page(k, page)
     i = 0
     while i < len(pvec):
-        yield from mpage_prepare_extent_to_map(k, pvec[i], wbc)
+        yield from mpage_prepare_extent_to_map(k, mapping, pvec[i], wbc)
         i += 1
     for page in pvec:  # pagevec_release
         k.ops.put_page(k, page)
@@ -286,11 +294,17 @@ def ext4_punch_hole(k: Kernel, inode_key: int, index: int) -> Path:
     """Models ext4_punch_hole(), v4.15, for one whole page-sized block.
 
     Dirty pages in the range are written back first (``filemap_write_and_wait_range``,
-    before ``inode_lock``); ``inode_dio_wait`` waits for direct I/O *to this file*
-    only, not for GUP users of its pages; ``down_write(i_mmap_sem)`` stops new
-    faults; ``truncate_pagecache_range`` unmaps and removes the page whatever its
+    before ``inode_lock``); ``down_write(i_mmap_sem)`` stops new faults;
+    ``truncate_pagecache_range`` unmaps and removes the page whatever its
     refcount; ``ext4_ext_remove_space`` frees the block, which another file may
     then allocate. Data in the punched range is gone by the user's own request.
+
+    Simplified: ``inode_lock``, the return when the range starts at or past
+    EOF, and ``inode_dio_wait`` (which waits for direct I/O *to or from this
+    file*, never for GUP users of its pages) are left out. No scenario of the
+    suite punches a file that is also a direct-I/O source, the only case where
+    the wait would matter: there the model would let the read see a freed
+    block.
 
     On fs-dax the same function runs: ``filemap_write_and_wait_range`` flushes
     nothing, and truncate deletes the DAX entry. v4.19 added

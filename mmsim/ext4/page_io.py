@@ -15,14 +15,31 @@ if TYPE_CHECKING:
     from mmsim.machine import Kernel
     from mmsim.mm_types import Page
 
-__all__ = ["ext4_bio_write_page", "ext4_end_bio", "ext4_io_submit"]
+__all__ = ["ext4_bio_write_page", "ext4_end_bio", "ext4_io_submit", "page_len"]
+
+PAGE_SIZE = 4096
+
+
+def page_len(page: Page) -> int:
+    """The ``len`` that ``ext4_writepage`` and ``mpage_submit_page`` (v4.15)
+    pass to ``ext4_bio_write_page``: the bytes of the page's index inside
+    ``i_size`` if EOF falls in it (0 when ``i_size`` ends where it begins),
+    else PAGE_SIZE, even for a page wholly past EOF (as the kernel computes
+    it: ``page->index == size >> PAGE_SHIFT ? size & ~PAGE_MASK : PAGE_SIZE``)."""
+    assert page.mapping is not None
+    size = page.mapping.host.size
+    return size % PAGE_SIZE if page.index == size // PAGE_SIZE else PAGE_SIZE
 
 
 @kernel("fs/ext4/page-io.c")
-def ext4_bio_write_page(k: Kernel, page: Page, wbc: WritebackControl) -> list[int]:
+def ext4_bio_write_page(
+    k: Kernel, page: Page, length: int, wbc: WritebackControl
+) -> list[int]:
     """Models ext4_bio_write_page(), v4.15: start writeback of a locked, clean page.
 
-    ``set_page_writeback``; every buffer that is dirty, mapped and not delayed is
+    ``set_page_writeback``; a buffer at or past ``length`` (the bytes of the
+    page inside ``i_size``: :func:`page_len`) is past EOF, cleaned and not
+    written; every other buffer that is dirty, mapped and not delayed is
     cleaned (``clear_buffer_dirty``) and added to the bio; an unmapped dirty
     buffer is just cleaned ("a hole"). ``unlock_page``. Returns the blocks to
     write; with none, writeback ends at once (``end_page_writeback``).
@@ -30,6 +47,10 @@ def ext4_bio_write_page(k: Kernel, page: Page, wbc: WritebackControl) -> list[in
     set_page_writeback(k, page)
     blocks = []
     for bh in page.private or ():
+        if length == 0:  # block_start >= len: the page's one block, past EOF
+            bh.dirty = False
+            bh.uptodate = True
+            continue
         if not bh.dirty or bh.delay or not bh.mapped or bh.blocknr == NO_BLOCK:
             if not bh.mapped:
                 bh.dirty = False

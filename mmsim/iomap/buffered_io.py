@@ -22,6 +22,7 @@ from mmsim.filemap import (
 )
 from mmsim.page_writeback import (
     __set_page_dirty_nobuffers,
+    redirty_page_for_writepage,
     set_page_dirty,
     set_page_writeback,
     write_cache_pages,
@@ -134,12 +135,15 @@ def iomap_writepage_map(
 def iomap_do_writepage(
     k: Kernel, page: Page, wbc: WritebackControl, map_blocks: MapBlocks
 ) -> Path:
-    """Models iomap_do_writepage(): a page wholly past EOF is unlocked unwritten
-    (its dirt was already cleared: dropped, as truncate intends); otherwise
-    ``iomap_writepage_map``."""
+    """Models iomap_do_writepage(): a page wholly past EOF is redirtied and
+    unlocked unwritten ("so that reclaim stops reclaiming it": truncate removes
+    it); otherwise ``iomap_writepage_map``. Its refusal of direct reclaim
+    (PF_MEMALLOC without PF_KSWAPD) is not modelled: v4.15's
+    ``shrink_page_list`` writes file pages from kswapd only."""
     assert page.mapping is not None
     k.tracepoint("wbc_writepage", page, k.page_name(page))
     if page.index * 4096 >= page.mapping.host.size:
+        redirty_page_for_writepage(k, wbc, page)
         unlock_page(k, page)
         return
     iomap_writepage_map(k, page, wbc, map_blocks)

@@ -77,8 +77,8 @@ def xfs_vm_writepages(k: Kernel, mapping_key: int, wbc: WritebackControl) -> Pat
 
 @kernel("fs/xfs/xfs_aops.c", version="v5.14")
 def xfs_vm_writepage(k: Kernel, page: Page, wbc: WritebackControl) -> Path:
-    """Models xfs_vm_writepage() → iomap_writepage() (reclaim's ``->writepage``;
-    kswapd is allowed, direct reclaim is refused by ``iomap_do_writepage``)."""
+    """Models xfs_vm_writepage() → iomap_writepage() (reclaim's ``->writepage``,
+    which only kswapd calls for a file page: see ``iomap_do_writepage``)."""
     yield from iomap_do_writepage(k, page, wbc, xfs_map_blocks)
 
 
