@@ -29,6 +29,7 @@ from mmsim._api import machine_factory
 from mmsim.explorer import Bounds, explore
 from mmsim.report import cells
 from mmsim.sampling import sample
+from tests.conftest import register_counterfactuals
 
 pytestmark = pytest.mark.benchmark
 
@@ -210,20 +211,24 @@ def test_growth_table(benchmark: Any) -> None:
     print("\n" + "\n".join(lines))
 
 
-def test_preemption_bounds_and_random_walk(benchmark: Any) -> None:
+def test_preemption_bounds_and_random_walk(
+    benchmark: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Races under preemption bounds 0..2, and the runs a uniform random walk
     needs on the seed race (goal: a median of at most 4).
 
     The issue's reference model needed two preemptions for the seed race. Here
     it needs none: the DIO read sleeps until its bio completes and writeback
     until its page is written, and switching away from a sleeping task is free.
-    The race that needs exactly two here is the one v6.4 leaves (kswapd's
-    pageout window, ``tests/test_strategies.py``): bound 1 cannot meet it
-    (Unknown: the bound cut the search), bound 2 finds it.
+    The race that needs exactly two here is the one the v6.4 reclaim check
+    leaves where reclaim still writes pages (kswapd's pageout window, on the
+    unregistered ``pinned-dio-with-writepage`` stack, ``tests/test_strategies.py``):
+    bound 1 cannot meet it (Unknown: the bound cut the search), bound 2 finds it.
     """
+    register_counterfactuals(monkeypatch)
     races = {
         "seed race (baseline)": "baseline",
-        "v6.4 pageout race (upstream-6.4)": "upstream-6.4",
+        "pageout-window race (pinned-dio-with-writepage)": "pinned-dio-with-writepage",
     }
     bounds = [0, 1, 2]
 

@@ -1299,7 +1299,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
             f"in {tried[0]:,} run{'s' if tried[0] != 1 else ''}"
         )
         # Fuzzing samples: the rare interleaving may be past the budget (the
-        # v6.4 pageout race takes about 2,000 examples of dio/001). The runs
+        # 22-step pageout-window race takes about 2,000 examples of dio/001). The runs
         # are Hypothesis's, which may run more than the examples it counts.
         if args.scenario:
             check = ["mmsim", "check", args.scenario, "--policy", args.policy]

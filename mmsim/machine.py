@@ -349,6 +349,7 @@ def _baseline_hooks() -> dict[str, Callable[..., Any]]:
         "break_layouts": truncate.break_layouts,
         "blk_queue_bounce": bio.blk_queue_bounce,
         "reclaim_keep_pinned": vmscan.reclaim_keep_pinned,
+        "has_writepage": vmscan.has_writepage,
         "ext4_page_buffers": ext4_inode.ext4_page_buffers,
         "set_page_dirty_lock": page_writeback.set_page_dirty_lock,
         "clear_page_dirty_for_io": page_writeback.clear_page_dirty_for_io,

@@ -82,6 +82,10 @@ HOOKS: dict[str, tuple[bool, str]] = {
         False,
         "mm/vmscan.c: in shrink_page_list after try_to_unmap, keep the page?",
     ),
+    "has_writepage": (
+        False,
+        "mm/vmscan.c: may pageout() write this file's pages (a ->writepage)?",
+    ),
     "ext4_page_buffers": (
         False,
         "fs/ext4/inode.c: writeback met a page without buffers (v4.15: BUG)",
@@ -183,6 +187,7 @@ class Ops:
     try_to_release_page: Callable[..., Any]
     put_page: Callable[..., Any]
     reclaim_keep_pinned: Callable[..., Any]
+    has_writepage: Callable[..., Any]
     ext4_page_buffers: Callable[..., Any]
 
 

@@ -21,11 +21,12 @@ from mmsim.swap import get_page
 if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.machine import Kernel
-    from mmsim.mm_types import Page
+    from mmsim.mm_types import AddressSpace, Page
 
 __all__ = [
     "PageoutResult",
     "__remove_mapping",
+    "has_writepage",
     "is_page_cache_freeable",
     "isolate_lru_page",
     "kswapd",
@@ -59,8 +60,10 @@ def is_page_cache_freeable(k: Kernel, page: Page) -> bool:
 def pageout(k: Kernel, page: Page) -> Path:
     """Models pageout(), v4.15: write a dirty page for reclaim.
 
-    Refuses (PAGE_KEEP) a page with extra references; otherwise
-    ``clear_page_dirty_for_io``, PG_reclaim, ``->writepage`` with ``for_reclaim``.
+    Refuses (PAGE_KEEP) a page with extra references; activates (PAGE_ACTIVATE)
+    one whose filesystem has no ``->writepage`` (:func:`has_writepage`);
+    otherwise ``clear_page_dirty_for_io``, PG_reclaim, ``->writepage`` with
+    ``for_reclaim``.
     A dirty page that truncate or hole punch took out of the cache while GUP
     held it (an orphan: ``page->mapping == NULL``) has no ``->writepage``: its
     buffers go (``try_to_free_buffers``, then ``ClearPageDirty``: the data is
@@ -74,6 +77,8 @@ def pageout(k: Kernel, page: Page) -> Path:
             k.tracepoint("pageout_orphaned", page, "pageout: orphaned page")
             return PageoutResult.PAGE_CLEAN
         return PageoutResult.PAGE_KEEP
+    if not k.ops.has_writepage(k, page.mapping):
+        return PageoutResult.PAGE_ACTIVATE
     wbc = WritebackControl(sync_mode=SyncMode.WB_SYNC_NONE, for_reclaim=True)
     if (yield from k.ops.clear_page_dirty_for_io(k, page, None)):
         page.reclaim = True
@@ -166,6 +171,19 @@ def shrink_page_list(k: Kernel, page: Page) -> Path:
         return False
     page.locked = False  # __ClearPageLocked
     k.count("pgsteal_kswapd")
+    return True
+
+
+@kernel("mm/vmscan.c")
+def has_writepage(k: Kernel, mapping: AddressSpace) -> bool:
+    """The ``mapping->a_ops->writepage == NULL`` test in pageout().
+
+    Without a ``->writepage`` reclaim cannot write a dirty page: pageout()
+    returns PAGE_ACTIVATE and leaves the page to the flusher. In v4.15 every
+    filesystem of the model has one. This is a hook: XFS's went with
+    ``iomap_writepage`` (478af190cb6c, v6.0) and ext4 stopped providing one
+    (dae999602eeb, v6.2).
+    """
     return True
 
 

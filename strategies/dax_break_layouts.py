@@ -1,7 +1,7 @@
 """dax-break-layouts: truncate and hole punch wait until no one holds a DAX page.
 
 Upstream: Dan Williams, "mm, fs, dax: handle layout changes to pinned dax
-mappings" (5fac7408d828, v4.17: ``dax_layout_busy_page``), and Ross Zwisler,
+mappings" (5fac7408d828, v4.18: ``dax_layout_busy_page``), and Ross Zwisler,
 "ext4: handle layout changes to pinned DAX mappings" (430657b6be89, v4.19:
 ``ext4_break_layouts``), with xfstests generic/503
 (https://lore.kernel.org/r/20180710191031.17919-1-ross.zwisler@linux.intel.com).

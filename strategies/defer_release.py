@@ -17,7 +17,9 @@ write into a page that is neither writably mapped nor prepared by ->write_begin"
 Writeback still cleans and write-protects the page mid-DIO and completion
 re-dirties it without ``->page_mkwrite`` (race B), and on a COW or delalloc
 filesystem that dirtying has no space reserved. Page private data is protected
-by the page lock, not by refcounts. Truncate and hole punch still strip buffers.
+by the page lock, not by refcounts. Truncate and hole punch still take the page
+out of the file (``block_invalidatepage`` discards its buffers' state even
+where this fix keeps them attached), so the GUP user's write is lost.
 """
 
 from __future__ import annotations

@@ -58,6 +58,12 @@ class FaultOnDirty(Policy):
         Objection(
             who="Jan Kara, Jan 2024",
             said="set_page_dirty may be called in softirq context, where buffers cannot be reconstructed",
+            scenario="dio/003",
+            oracle="sleep-in-atomic",
+        ),
+        Objection(
+            who="Gavin Guo, Apr 2018",
+            said="other dirtying paths exist: drivers call set_page_dirty directly, past set_page_dirty_lock",
             scenario="drv/002",
             oracle="kernel-bug",
         ),

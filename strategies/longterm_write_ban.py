@@ -14,6 +14,12 @@ broken" and fixes only "the most egregious case". Short-term pins (DIO) are
 still allowed and still re-dirty without ``->page_mkwrite``. The cost is a
 regression: RDMA, io_uring fixed buffers and KVM SEV registrations on
 MAP_SHARED files now fail with -EFAULT (``selftests/mm/gup_longterm``).
+
+The check needs FOLL_PIN and FOLL_LONGTERM together, and in v6.5 every
+long-term user pins (``is_valid_gup_args``: FOLL_LONGTERM implies FOLL_PIN).
+On v4.15's FOLL_GET long-term references it would never fire, so the
+registered ``longterm-write-ban`` is the ban with long-term users pinning
+(``foll-pin``): :data:`LONGTERM_WRITE_BAN`.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mmsim.gup import FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE
-from mmsim.policy import Policy
+from mmsim.policy import Policy, Stack
+from mmsim.strategies.foll_pin import FollPin
 
 if TYPE_CHECKING:
     from mmsim.machine import Kernel
@@ -33,7 +40,7 @@ EFAULT = 14
 class LongtermWriteBan(Policy):
     """v6.5: check_vma_flags refuses writable long-term pins of file mappings."""
 
-    name = "longterm-write-ban"
+    name = "longterm-write-ban-mechanism"
     summary = "writable FOLL_LONGTERM pins of dirty-tracked file mappings get -EFAULT"
     status = "merged v6.5"
     link = "https://lore.kernel.org/r/f7533317ee29a1a4aa54afe0002367a4cd288a1d.1683067198.git.lstoakes@gmail.com"
@@ -46,3 +53,13 @@ class LongtermWriteBan(Policy):
         if flags & banned == banned:
             return -EFAULT
         return int(nxt(k, vma, flags))
+
+
+LONGTERM_WRITE_BAN = Stack(
+    (LongtermWriteBan(), FollPin()),
+    name="longterm-write-ban",
+    summary=LongtermWriteBan.summary,
+    status=LongtermWriteBan.status,
+    link=LongtermWriteBan.link,
+    kernel_version=LongtermWriteBan.kernel_version,
+)

@@ -56,13 +56,13 @@ class PinBlocksMkclean(GupCounting):
             oracle="deadlock",
         ),
         Objection(
-            who="Jan Kara, Jan 2018",
+            who="Jan Kara, Feb 2023",
             said="repeated short pins are a denial of service for fsync",
             scenario="dio/005",
             oracle="deadlock",
         ),
         Objection(
-            who="Jan Kara, Jan 2018",
+            who="Jan Kara, Feb 2023",
             said="repeated short pins (a database's O_DIRECT into its buffers) stall it",
             workload="db-dio",
             metric="ending",
@@ -92,7 +92,7 @@ class PinBlocksMkcleanPrelock(GupCounting):
     writes_only = True
     objections = (
         Objection(
-            who="Jan Kara, Jan 2018",
+            who="Jan Kara, Feb 2023",
             said="repeated short pins are a denial of service for writeback",
             scenario="dio/005",
             oracle="starvation",

@@ -16,9 +16,10 @@ observed issues"; it does not stop writeback from cleaning the page mid-DIO and
 completion re-dirtying it without ``->page_mkwrite`` (race B), and truncate still
 invalidates the page.
 
-Finding (mmsim, dio/001 with ``dio-pin``): the check's premise, "the folio is
-unmapped now so it cannot be newly pinned anymore", does not hold on the
-``pageout()`` → PAGE_SUCCESS path. ``->writepage`` unlocks the page; when the
+Finding (mmsim, dio/001 with ``dio-pin``, on a filesystem that still has a
+``->writepage``: ``stacks.PINNED_DIO_WITH_WRITEPAGE``): the check's premise,
+"the folio is unmapped now so it cannot be newly pinned anymore", does not
+hold on the ``pageout()`` → PAGE_SUCCESS path. ``->writepage`` unlocks the page; when the
 write completes quickly ("a synchronous write - probably a ramdisk") kswapd
 re-takes it with ``trylock`` and goes straight to ``filemap_release_folio`` with
 no second check. In between, the page can be faulted in again (it is still in
@@ -26,7 +27,9 @@ the page cache), pinned by direct I/O and written back by the flusher; kswapd
 then strips the buffers of a pinned page, and DIO completion re-dirties it
 without buffers. The shortest such run is 22 steps (15 for the unfixed race);
 it needs kswapd to be preempted between ``pageout()`` and its writeback test.
-``tests/test_strategies.py`` pins it.
+``tests/test_strategies.py`` pins it. No release combines the two on ext4 or
+XFS: pinned direct I/O came in v6.5, after both stopped providing
+``->writepage`` (``no_writepage``), so pageout() never writes their pages.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ non-DAX can share the page count == 1 event notification"; the DAX pgmap hook
 at ``put_page()`` "should move over to a new address_space_operation", and DIO
 "would need a special case put_page that checks for count == 1"
 (https://lore.kernel.org/linux-mm/CAPcyv4grBxGs0cnFVyRx29t0xhG5EBTy_nP=qhsVh5=8nusNsw@mail.gmail.com/).
-Status: proposed only; the DAX half exists (``dax_layout_busy_page``, v4.17).
+Status: proposed only; the DAX half exists (``dax_layout_busy_page``, v4.18).
 
 Model: a page-cache page is idle when it holds no references beyond those its
 state explains: the page cache's, one per PTE mapping, one for buffers, and
@@ -48,7 +48,7 @@ class RefcountIdleWakeup(Policy):
 
     name = "refcount-idle-wakeup"
     summary = "writeback/truncate/reclaim wait for an idle refcount; puts wake them"
-    status = "proposed (Dan Williams, Jan 2018); DAX half merged v4.17"
+    status = "proposed (Dan Williams, Jan 2018); DAX half merged v4.18"
     link = "https://lore.kernel.org/linux-mm/CAPcyv4grBxGs0cnFVyRx29t0xhG5EBTy_nP=qhsVh5=8nusNsw@mail.gmail.com/"
     kernel_version = "v4.15 + proposal"
     events = ("page_idle_wakeups",)

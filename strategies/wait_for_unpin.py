@@ -8,8 +8,9 @@ just wait for the unpin instead of doing anything complicated ... Should an
 fsync on a (partially) long term pinned file simply fail?" Status: proposed
 only.
 
-Model, on the v6.4 kernel (pinned direct I/O, reclaim skipping pinned pages):
-at the ``writeback_before_lock`` hook, before the page lock (so DIO completion,
+Model, on v6.5's mechanisms but the long-term ban (pinned direct I/O, reclaim
+skipping pinned pages, ext4's warn-and-drop, no ``->writepage`` for ext4 and
+XFS): at the ``writeback_before_lock`` hook, before the page lock (so DIO completion,
 which needs the lock, can unpin), a page that ``page_maybe_dma_pinned`` says is
 pinned is waited for while its pins are short-term. A long-term pin (the fix
 counts the FOLL_LONGTERM pins it sees) is skipped by background writeback, and
@@ -31,7 +32,9 @@ from mmsim.gup import page_maybe_dma_pinned
 from mmsim.policy import Objection, Stack
 from mmsim.strategies._gup_count import GupCounting, gup_count
 from mmsim.strategies.dio_pin import DioPin
+from mmsim.strategies.ext4_warn_and_drop import Ext4WarnAndDrop
 from mmsim.strategies.foll_pin import FollPin
+from mmsim.strategies.no_writepage import NoWritepage
 from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
 
 if TYPE_CHECKING:
@@ -50,7 +53,7 @@ class WaitForUnpin(GupCounting):
     summary = "writeback waits for short-term pins; fsync under a long-term pin fails"
     status = "proposed (hch, Feb 2023)"
     link = "https://lore.kernel.org/r/Y+oKAB/epmJNyDbQ@infradead.org"
-    kernel_version = "v6.4 + proposal"
+    kernel_version = "v6.5 + proposal"
     count_key = KEY
     longterm_only = True  # short-term pins: page_maybe_dma_pinned sees them
 
@@ -76,7 +79,14 @@ class WaitForUnpin(GupCounting):
 
 
 WAIT_FOR_UNPIN = Stack(
-    (WaitForUnpin(), FollPin(), DioPin(), ReclaimSkipPinned()),
+    (
+        WaitForUnpin(),
+        FollPin(),
+        DioPin(),
+        ReclaimSkipPinned(),
+        Ext4WarnAndDrop(),
+        NoWritepage(),
+    ),
     name="wait-for-unpin",
     summary=WaitForUnpin.summary,
     status=WaitForUnpin.status,

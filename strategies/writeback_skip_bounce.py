@@ -11,7 +11,10 @@ for callers that pass NULL (``pageout``, ext4's ``mpage_submit_page``); 4/5 and
 5/5 bounce a pinned page's write through a copy (``BIO_NEED_PIN_BOUNCE``, set by
 iomap on stable-writes devices). Status: rejected (only 1/5 merged).
 
-Model, as the stack the RFC assumed (pinned direct I/O, v6.4):
+Model, as the stack the RFC assumed (pinned direct I/O, which landed in v6.5;
+reclaim skipping pinned pages; no ``->writepage`` for ext4 or XFS, as from
+v6.2; and without ext4's warn-and-drop, which the RFC's 2/5, "ext4: Drop
+workaround for mm reclaiming fs private page data", deletes):
 ``clear_page_dirty_for_io`` does the RFC's skip after ``page_mkclean`` for
 callers passing a WB_SYNC_NONE ``wbc`` (``write_cache_pages``: the iomap and
 btrfs writeback here), and WARNs for callers passing none; ``blk_queue_bounce``
@@ -37,6 +40,7 @@ from mmsim.page_writeback import set_page_dirty
 from mmsim.policy import Objection, Policy, Stack
 from mmsim.strategies.dio_pin import DioPin
 from mmsim.strategies.foll_pin import FollPin
+from mmsim.strategies.no_writepage import NoWritepage
 from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
 
 if TYPE_CHECKING:
@@ -88,7 +92,7 @@ class WritebackSkipBounce(Policy):
 
 
 WRITEBACK_SKIP_BOUNCE = Stack(
-    (WritebackSkipBounce(), FollPin(), DioPin(), ReclaimSkipPinned()),
+    (WritebackSkipBounce(), FollPin(), DioPin(), ReclaimSkipPinned(), NoWritepage()),
     name="writeback-skip-bounce",
     summary=WritebackSkipBounce.summary,
     status=WritebackSkipBounce.status,

@@ -78,3 +78,30 @@ def finish(path: Path) -> Any:
             next(path)
     except StopIteration as stop:
         return stop.value
+
+
+#: The stacks no entry point names (``mmsim.strategies.stacks``), by name.
+COUNTERFACTUALS = {"pinned-dio-with-writepage": "PINNED_DIO_WITH_WRITEPAGE"}
+
+
+@pytest.fixture
+def counterfactuals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the unregistered stacks, for this test."""
+    register_counterfactuals(monkeypatch)
+
+
+def register_counterfactuals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the unregistered stacks as ``mmsim.policies`` entry points
+    until ``monkeypatch`` undoes it."""
+    import importlib.metadata
+
+    from mmsim import policy
+
+    eps = {
+        ep.name: ep for ep in importlib.metadata.entry_points(group="mmsim.policies")
+    }
+    for name, attr in COUNTERFACTUALS.items():
+        eps[name] = importlib.metadata.EntryPoint(
+            name, f"mmsim.strategies.stacks:{attr}", "mmsim.policies"
+        )
+    monkeypatch.setattr(policy, "_REGISTERED", eps)

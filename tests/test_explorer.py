@@ -846,11 +846,13 @@ def test_a_worker_is_charged_half_the_pages_it_shares_with_its_parent() -> None:
         # Every switch the seed race needs is away from a sleeping task (the
         # DIO read waits for its bio, writeback for its page): free.
         ("baseline", 0),
-        # The race v6.4 leaves (kswapd's pageout window) needs two switches
-        # away from a task that could have gone on.
-        ("upstream-6.4", 2),
+        # The race the v6.4 reclaim check leaves where reclaim still writes
+        # pages (kswapd's pageout window) needs two switches away from a task
+        # that could have gone on.
+        ("pinned-dio-with-writepage", 2),
     ],
 )
+@pytest.mark.usefixtures("counterfactuals")
 def test_preemptions_a_race_needs(policy: str, needed: int) -> None:
     """A bound below what a race needs cannot meet it, and says so (Unknown:
     the bound cut the search); the bound it needs finds it."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from mmsim.gup import FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE
+from mmsim.strategies.longterm_write_ban import EFAULT, LongtermWriteBan
 from tests.conftest import cached_check
 
 
@@ -79,20 +81,36 @@ def test_pins_alone_change_nothing_and_reclaim_check_alone_misses_get() -> None:
     assert verdicts("dio/001", "reclaim-skip-pinned")["kernel-bug"] == "Sometimes"
 
 
-@pytest.mark.parametrize("scenario", ["dio/001"])
-def test_upstream_6_4(scenario: str) -> None:
-    v = verdicts(scenario, "upstream-6.4")
+def test_upstream_6_4_keeps_the_seed_race_without_the_crash() -> None:
+    # Direct I/O still takes FOLL_GET references (pinned DIO is v6.5), which
+    # the v6.4 reclaim check cannot see; warn-and-drop turns the crash into a
+    # lost write.
+    v = verdicts("dio/001", "upstream-6.4")
     assert v["kernel-bug"] == "Never"
-    # Finding: the v6.4 check sits before pageout(); on its PAGE_SUCCESS path the
-    # page is unlocked, can be faulted in and pinned again, and is then relocked
-    # and stripped without a second check (see strategies/reclaim_skip_pinned.py).
     assert v["nobuffers-writeback"] == "Sometimes"
     assert v["lost-write"] == "Sometimes"
     assert verdicts("dio/002", "upstream-6.4")["dirty-without-mkwrite"] == "Sometimes"
 
 
-def test_upstream_6_4_finding_is_the_pageout_window() -> None:
-    result = cached_check("dio/001", "upstream-6.4")
+def test_upstream_6_5_closes_race_a_on_ext4_not_race_b() -> None:
+    # Pinned DIO, the reclaim check, and no ->writepage for reclaim to call.
+    assert verdicts("dio/001", "upstream-6.5") == dict.fromkeys(
+        verdicts("dio/001", "upstream-6.5"), "Never"
+    )
+    assert verdicts("dio/002", "upstream-6.5")["dirty-without-mkwrite"] == "Sometimes"
+
+
+@pytest.mark.usefixtures("counterfactuals")
+def test_the_reclaim_check_misses_the_pageout_window_where_reclaim_writes() -> None:
+    # Finding: the v6.4 check sits before pageout(); on its PAGE_SUCCESS path the
+    # page is unlocked, can be faulted in and pinned again, and is then relocked
+    # and stripped without a second check (see strategies/reclaim_skip_pinned.py).
+    # Only where the filesystem still has a ->writepage: ext4 before v6.2.
+    result = cached_check("dio/001", "pinned-dio-with-writepage")
+    v = {ov.oracle: ov.verdict for ov in result.per_oracle}
+    assert v["kernel-bug"] == "Never"
+    assert v["nobuffers-writeback"] == "Sometimes"
+    assert v["lost-write"] == "Sometimes"
     assert result.diagram is not None
     text = " ".join(result.diagram.split())
     # kswapd writes the page, the DIO pins it, and kswapd strips it anyway.
@@ -149,8 +167,17 @@ def test_longterm_write_ban_refuses_the_registration() -> None:
     assert per["pin-refused"].regression
     # A refusal is a regression reported beside the correctness verdict.
     assert result.verdict == "Never"
-    # The ban applies to pins only: a FOLL_GET registration is not refused.
-    assert verdicts("rdma/001", "longterm-write-ban")["pin-refused"] == "Never"
+    # The registered ban is v6.5's, where every long-term user pins ...
+    assert verdicts("rdma/001", "longterm-write-ban")["pin-refused"] == "Always"
+    # ... for it applies to pins only: a FOLL_GET registration is not refused.
+    ban = LongtermWriteBan()
+
+    def allowed(k: object, vma: object, flags: int) -> int:
+        return 0
+
+    get, pin = FOLL_LONGTERM | FOLL_WRITE, FOLL_PIN | FOLL_LONGTERM | FOLL_WRITE
+    assert ban.check_vma_flags(allowed, None, None, get) == 0  # type: ignore[arg-type]
+    assert ban.check_vma_flags(allowed, None, None, pin) == -EFAULT  # type: ignore[arg-type]
 
 
 def test_hole_punched_mid_dio() -> None:

@@ -31,7 +31,7 @@ def test_every_workload_runs_and_reports_every_metric(workload: str) -> None:
 
 
 def test_pins_are_counted_only_where_pins_are_taken() -> None:
-    reads = measured("db-dio", "upstream-6.4").metrics["nr_foll_pin_acquired"].mean
+    reads = measured("db-dio", "upstream-6.5").metrics["nr_foll_pin_acquired"].mean
     assert reads == 2 * round(1000 * SCALE)  # every O_DIRECT read pins its page
     assert mean("db-dio", "baseline", "nr_foll_pin_acquired") == 0
 
