@@ -51,7 +51,7 @@ class LayoutLease(GupCounting):
 
     name = "layout-lease"
     summary = "long-term pins need a layout lease; truncate/punch of them: -ETXTBSY"
-    status = "rejected (RFC 2019)"
+    status = "rejected (RFC 2019; fs-dax only, extended here to page-cache files)"
     link = "https://lore.kernel.org/r/20190809225833.6657-1-ira.weiny@intel.com"
     kernel_version = "v5.3 + RFC"
     count_key = KEY
