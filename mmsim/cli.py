@@ -679,13 +679,12 @@ def _stop_workers(pool: Any) -> None:
     if terminate is not None:
         terminate()
         return
-    processes = list((pool._processes or {}).values())  # shutdown forgets them
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
+    for process in list((pool._processes or {}).values()):
         if process.is_alive():
             process.terminate()
-    for process in processes:
-        process.join()
+    # Now the pool's manager thread sees its workers gone, and shutdown joins
+    # it at once (its pipes closed in order: no error at interpreter exit).
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _abandon(pool: Executor) -> None:

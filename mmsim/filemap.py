@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "__delete_from_page_cache",
+    "__filemap_fdatawait_range",
     "add_to_page_cache_lru",
     "end_page_writeback",
     "filemap_fault",
@@ -70,6 +71,27 @@ def wait_on_page_writeback(k: Kernel, page: Page) -> Path:
     """Models wait_on_page_writeback(): sleep while PG_writeback is set."""
     if page.writeback:
         yield k.wait_until(lambda: not page.writeback, "wait_on_page_writeback")
+
+
+@kernel("mm/filemap.c")
+def __filemap_fdatawait_range(k: Kernel, mapping: AddressSpace) -> Path:
+    """Models __filemap_fdatawait_range(), v4.15, over a whole file.
+
+    ``pagevec_lookup_range_tag(PAGECACHE_TAG_WRITEBACK)`` finds the pages under
+    writeback now and takes a reference on each; each is waited for in turn
+    (``wait_on_page_writeback``); ``pagevec_release`` drops the references. A
+    page that goes under writeback after the lookup is not waited for. The
+    model's files are smaller than a pagevec: one lookup.
+    """
+    pvec = [p for _, p in sorted(mapping.pages.items()) if p.writeback]
+    for page in pvec:
+        get_page(k, page)
+    i = 0
+    while i < len(pvec):
+        yield from wait_on_page_writeback(k, pvec[i])
+        i += 1
+    for page in pvec:  # pagevec_release
+        k.ops.put_page(k, page)
 
 
 @kernel("mm/filemap.c")

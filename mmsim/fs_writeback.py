@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mmsim.engine import kernel
+from mmsim.filemap import __filemap_fdatawait_range
 from mmsim.fs import SyncMode, WritebackControl
 from mmsim.page_writeback import do_writepages
 
@@ -50,18 +51,14 @@ def vfs_fsync(k: Kernel, inode_key: int) -> Path:
 
     ``file_write_and_wait_range``: WB_SYNC_ALL writeback of the file
     (``__filemap_fdatawrite_range`` → ``do_writepages``), then
-    ``__filemap_fdatawait_range``: wait for every page under writeback. The jbd2
-    commit that follows is not modelled.
+    ``__filemap_fdatawait_range``: wait for each page then under writeback. The
+    jbd2 commit that follows is not modelled.
     """
     mapping = k.inodes[inode_key].mapping
     wbc = WritebackControl(sync_mode=SyncMode.WB_SYNC_ALL)
     if any(p.dirty for p in mapping.pages.values()):  # mapping_tagged(DIRTY)
         yield from do_writepages(k, mapping, wbc)
-    if any(p.writeback for p in mapping.pages.values()):
-        yield k.wait_until(
-            lambda: not any(p.writeback for p in mapping.pages.values()),
-            "filemap_fdatawait_range",
-        )
+    yield from __filemap_fdatawait_range(k, mapping)
     k.tracepoint("fsync_done", inode_key, k.inodes[inode_key].name)
 
 

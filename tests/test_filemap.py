@@ -6,7 +6,12 @@ import pytest
 
 from mmsim._api import machine_factory
 from mmsim.engine import Wait
-from mmsim.filemap import VM_FAULT_LOCKED, VM_FAULT_SIGBUS, filemap_fault
+from mmsim.filemap import (
+    VM_FAULT_LOCKED,
+    VM_FAULT_SIGBUS,
+    __filemap_fdatawait_range,
+    filemap_fault,
+)
 from mmsim.machine import Kernel
 from tests.conftest import finish
 
@@ -36,3 +41,22 @@ def test_a_fault_rechecks_the_file_size_under_the_page_lock(truncated: bool) -> 
         assert ret == (VM_FAULT_LOCKED, page)
         assert page.locked
         assert page.refcount == refs + 1
+
+
+def test_fsync_waits_holding_a_reference_on_each_page_it_looked_up() -> None:
+    """``__filemap_fdatawait_range`` looks up the pages under writeback once,
+    with a reference each (reclaim cannot free them meanwhile), and waits for
+    each in turn."""
+    make, _, _ = machine_factory("dio/001", "baseline")
+    k = make()
+    assert isinstance(k, Kernel)
+    mapping = k.inodes[0].mapping
+    page = mapping.pages[0]
+    page.writeback = True
+    refs = page.refcount
+    wait = __filemap_fdatawait_range(k, mapping)
+    assert isinstance(next(wait), Wait)
+    assert page.refcount == refs + 1  # pagevec_lookup_range_tag's reference
+    page.writeback = False
+    finish(wait)
+    assert page.refcount == refs  # pagevec_release
