@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from mmsim.engine import _code_id, kernel
+from mmsim.mm_types import lowest_free_slot
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -79,12 +80,7 @@ def bio_alloc(
     k: Kernel, page: Page, blocks: list[int], write: bool, end_io: EndIo
 ) -> Bio:
     """``bio_alloc()`` plus ``bio_add_page()``: a bio in the lowest free slot."""
-    free = [i for i, b in enumerate(k.bios) if b is None]
-    if free:
-        slot = free[0]
-    else:
-        slot = len(k.bios)
-        k.bios.append(None)
+    slot = lowest_free_slot(k.bios)
     bio = Bio(key=slot, page=page, blocks=blocks, write=write, end_io=end_io)
     k.bios[slot] = bio
     return bio

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from mmsim.engine import kernel
 from mmsim.filemap import lock_page, unlock_page
+from mmsim.mm_types import PAGE_SIZE
 from mmsim.page_writeback import __set_page_dirty, cancel_dirty_page
 from mmsim.swap import get_page
 
@@ -31,7 +32,6 @@ __all__ = [
 GetBlock = Callable[["Kernel", "Inode", int, "BufferHead"], int]
 
 EFAULT = 14
-PAGE_SIZE = 4096
 
 
 @kernel("fs/buffer.c")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from mmsim.engine import kernel
 from mmsim.filemap import VM_FAULT_NOPAGE, VM_FAULT_SIGBUS
+from mmsim.mm_types import PAGE_SIZE
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -83,7 +84,7 @@ def dax_iomap_fault(k: Kernel, vma: Vma, index: int) -> Path:
     """
     mapping = vma.mapping
     inode = mapping.host
-    if index * 4096 >= inode.size:  # beyond EOF
+    if index * PAGE_SIZE >= inode.size:  # beyond EOF
         return VM_FAULT_SIGBUS, None
     blk = inode.blocks.get(index)
     if blk is None:

@@ -18,8 +18,8 @@ from mmsim.bio import (
     bio_set_pages_dirty,
     submit_bio,
 )
-from mmsim.buffer import PAGE_SIZE
 from mmsim.engine import kernel
+from mmsim.mm_types import PAGE_SIZE
 
 if TYPE_CHECKING:
     from mmsim.engine import Path

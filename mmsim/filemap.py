@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mmsim.engine import KernelBug, kernel
+from mmsim.mm_types import PAGE_SIZE
 from mmsim.swap import get_page
-
-PAGE_SIZE = 4096
 
 if TYPE_CHECKING:
     from mmsim.engine import Path

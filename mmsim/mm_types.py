@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_BLOCK",
+    "PAGE_SIZE",
     "AddressSpace",
     "BufferHead",
     "Disk",
@@ -35,10 +36,25 @@ __all__ = [
     "Page",
     "Pte",
     "Vma",
+    "lowest_free_slot",
 ]
 
 #: The block number ext4 maps a delayed-allocation buffer to (``~0``).
 NO_BLOCK = -1
+
+#: The page size (x86-64's); every filesystem here has blocks of this size.
+PAGE_SIZE = 4096
+
+
+def lowest_free_slot(slots: list[Any]) -> int:
+    """The lowest free (None) slot of a table of objects in flight (bios, RDMA
+    registrations), one appended when none is free. Taking the lowest keeps
+    the free slots at the end, which a snapshot leaves out."""
+    for i, taken in enumerate(slots):
+        if taken is None:
+            return i
+    slots.append(None)
+    return len(slots) - 1
 
 
 @attrs.define(slots=True, eq=False)

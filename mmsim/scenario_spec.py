@@ -28,7 +28,7 @@ from mmsim.filemap import add_to_page_cache_lru
 from mmsim.fs import AddressSpaceOperations
 from mmsim.fs_writeback import vfs_fsync, wb_workfn
 from mmsim.machine import Kernel
-from mmsim.mm_types import Inode, Vma
+from mmsim.mm_types import PAGE_SIZE, Inode, Vma
 from mmsim.open import do_truncate, vfs_fallocate
 from mmsim.oracles import ORACLES
 from mmsim.policy import Policy
@@ -56,7 +56,6 @@ __all__ = [
     "spawn_task",
 ]
 
-PAGE_SIZE = 4096
 
 #: Filesystem personalities by name (``--fs``).
 FILESYSTEMS: dict[str, type[AddressSpaceOperations]] = {

@@ -16,6 +16,7 @@ import attrs
 
 from mmsim.engine import kernel
 from mmsim.gup import FOLL_WRITE, unpin_user_pages_dirty_lock
+from mmsim.mm_types import lowest_free_slot
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -57,13 +58,8 @@ def ib_umem_get(k: Kernel, vma: Vma, index: int) -> Path:
     page, pinned = yield from k.ops.get_user_pages_longterm(k, vma, index, FOLL_WRITE)
     if page is None:
         return None
-    free = [i for i, u in enumerate(k.umems) if u is None]
-    slot = free[0] if free else len(k.umems)
-    umem = IbUmem(key=slot, page=page, pinned=pinned)
-    if free:
-        k.umems[slot] = umem
-    else:
-        k.umems.append(umem)
+    slot = lowest_free_slot(k.umems)
+    umem = k.umems[slot] = IbUmem(key=slot, page=page, pinned=pinned)
     return umem
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import attrs
 
+from mmsim.mm_types import PAGE_SIZE
 from mmsim.oracles import ORACLES
 from mmsim.timed import TimedRun
 
@@ -97,7 +98,7 @@ def metrics(run: TimedRun) -> dict[str, float]:
     out["scanned_not_reclaimed"] = v.get("pgscan_kswapd", 0) - v.get(
         "pgsteal_kswapd", 0
     )
-    out["bounce_bytes"] = v.get("nr_bounce", 0) * 4096
+    out["bounce_bytes"] = v.get("nr_bounce", 0) * PAGE_SIZE
     out["gup_ref_ms"] = run.gup_ref_ns / 1e6
     for op in ("fsync", "writeback", "truncate"):
         samples = run.latencies.get(op, [])

@@ -26,7 +26,7 @@ from mmsim.engine import Path, kernel
 from mmsim.filemap import add_to_page_cache_lru
 from mmsim.fs_writeback import vfs_fsync, wb_workfn
 from mmsim.machine import Kernel
-from mmsim.mm_types import Inode, Vma
+from mmsim.mm_types import PAGE_SIZE, Inode, Vma
 from mmsim.open import do_truncate, vfs_fallocate
 from mmsim.policy import Policy
 from mmsim.programs import rdma_peer, user_store
@@ -35,7 +35,6 @@ from mmsim.vmscan import kswapd, throttle_direct_reclaim
 
 __all__ = ["WORKLOADS", "Workload", "WorkloadError", "get_workload"]
 
-PAGE_SIZE = 4096
 #: Free frames below which an allocating task waits for kswapd.
 _MIN_FREE = 4
 

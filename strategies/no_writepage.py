@@ -11,9 +11,9 @@ merged; still so.
 Not a fix for the race, and proposed as none: it takes away a path of it.
 ``pageout()`` finds no ``->writepage`` and activates the page
 (PAGE_ACTIVATE), so kswapd never writes an ext4 or XFS page itself, and the
-window between its own write and its ``trylock_page`` (the v6.4 race on
-kernels that still wrote pages from reclaim, see ``reclaim_skip_pinned``) is
-closed on those filesystems. The model's copy-on-write filesystem (btrfs)
+window between its own write and its ``trylock_page`` (the pageout window the
+v6.4 reclaim check misses, see ``reclaim_skip_pinned``) is closed on those
+filesystems. The model's copy-on-write filesystem (btrfs)
 keeps its ``->writepage``. Every stack of v6.2 and later includes it.
 """
 

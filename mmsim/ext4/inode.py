@@ -18,10 +18,10 @@ from mmsim.buffer import (
     try_to_free_buffers,
 )
 from mmsim.engine import KernelBug, kernel
-from mmsim.ext4.page_io import PAGE_SIZE, ext4_bio_write_page, ext4_io_submit, page_len
+from mmsim.ext4.page_io import ext4_bio_write_page, ext4_io_submit, page_len
 from mmsim.filemap import lock_page, unlock_page, wait_on_page_writeback
 from mmsim.fs import AddressSpaceOperations, SyncMode, WritebackControl
-from mmsim.mm_types import NO_BLOCK
+from mmsim.mm_types import NO_BLOCK, PAGE_SIZE
 from mmsim.page_writeback import redirty_page_for_writepage
 from mmsim.swap import get_page
 

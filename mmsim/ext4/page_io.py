@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from mmsim.bio import Bio, bio_alloc, bio_put, submit_bio
 from mmsim.engine import kernel
 from mmsim.filemap import end_page_writeback, unlock_page
-from mmsim.mm_types import NO_BLOCK
+from mmsim.mm_types import NO_BLOCK, PAGE_SIZE
 from mmsim.page_writeback import set_page_writeback
 
 if TYPE_CHECKING:
@@ -16,8 +16,6 @@ if TYPE_CHECKING:
     from mmsim.mm_types import Page
 
 __all__ = ["ext4_bio_write_page", "ext4_end_bio", "ext4_io_submit", "page_len"]
-
-PAGE_SIZE = 4096
 
 
 def page_len(page: Page) -> int:

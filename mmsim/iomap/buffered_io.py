@@ -20,6 +20,7 @@ from mmsim.filemap import (
     lock_page,
     unlock_page,
 )
+from mmsim.mm_types import PAGE_SIZE
 from mmsim.page_writeback import (
     __set_page_dirty_nobuffers,
     redirty_page_for_writepage,
@@ -142,7 +143,7 @@ def iomap_do_writepage(
     ``shrink_page_list`` writes file pages from kswapd only."""
     assert page.mapping is not None
     k.tracepoint("wbc_writepage", page, k.page_name(page))
-    if page.index * 4096 >= page.mapping.host.size:
+    if page.index * PAGE_SIZE >= page.mapping.host.size:
         redirty_page_for_writepage(k, wbc, page)
         unlock_page(k, page)
         return
