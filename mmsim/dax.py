@@ -20,17 +20,19 @@ from typing import TYPE_CHECKING
 from mmsim.engine import kernel
 from mmsim.filemap import VM_FAULT_NOPAGE, VM_FAULT_SIGBUS
 from mmsim.mm_types import PAGE_SIZE
+from mmsim.usercopy import EFAULT, copy_to_user
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.machine import Kernel
-    from mmsim.mm_types import AddressSpace, Page, Vma
+    from mmsim.mm_types import AddressSpace, Inode, Page, Vma
 
 __all__ = [
     "dax_associate_entry",
     "dax_delete_mapping_entry",
     "dax_disassociate_entry",
     "dax_iomap_fault",
+    "dax_iomap_rw",
     "dax_layout_busy_page",
     "dax_writeback_mapping_range",
 ]
@@ -99,6 +101,25 @@ def dax_iomap_fault(k: Kernel, vma: Vma, index: int) -> Path:
     pte.present = pte.writable = pte.dirty = pte.special = True
     return VM_FAULT_NOPAGE, None
     yield  # a path: block allocation may sleep
+
+
+@kernel("fs/dax.c")
+def dax_iomap_rw(k: Kernel, src: Inode, lblk: int, vma: Vma, index: int) -> Path:
+    """Models dax_iomap_rw() → dax_iomap_actor() reading one page into ``vma``.
+
+    No bio and no GUP: the CPU copies the persistent-memory block (zeroes for a
+    hole) into the user buffer (``copy_to_iter``, a ``copy_to_user`` that
+    faults the mapped page writable first). Synchronous even under AIO. A read
+    at or past the source's end returns 0. Returns the bytes read or -EFAULT.
+    """
+    if lblk * PAGE_SIZE >= src.size:
+        return 0
+    blk = src.blocks.get(lblk)
+    data = k.disk.data[blk] if blk is not None else 0
+    if (yield from copy_to_user(k, vma, index, data, "dax_iomap_actor")):
+        return -EFAULT
+    k.expected[(vma.mapping.host.key, index)] = data
+    return PAGE_SIZE
 
 
 @kernel("fs/dax.c", version="v4.17")

@@ -5,8 +5,9 @@ A personality supplies the operations the generic paths call through
 test which filesystem they run on; they call these methods, as the kernel does.
 
 Methods that may sleep are generator functions (paths); the others are plain.
-A personality also carries hole punch, which the kernel reaches through
-``struct file_operations`` (``->fallocate``).
+A personality also carries what the kernel reaches through
+``struct file_operations``: hole punch (``->fallocate``) and the O_DIRECT
+read (``->read_iter``, :func:`call_read_iter`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
+from mmsim.engine import kernel
+
 if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.machine import Kernel
-    from mmsim.mm_types import BufferHead, Page, Vma
+    from mmsim.mm_types import BufferHead, Inode, Page, Vma
 
-__all__ = ["AddressSpaceOperations", "SyncMode", "WritebackControl"]
+__all__ = ["AddressSpaceOperations", "SyncMode", "WritebackControl", "call_read_iter"]
 
 
 class SyncMode(enum.IntEnum):
@@ -121,3 +124,28 @@ class AddressSpaceOperations:
         calls this (``fault-on-dirty``).
         """
         raise NotImplementedError
+
+    def read_iter(
+        self, k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool
+    ) -> Path:
+        """``file_operations->read_iter`` with IOCB_DIRECT: read page ``lblk`` of
+        ``src`` into the user page ``index`` of ``vma``.
+
+        The default is v4.15's ``generic_file_read_iter`` → ``->direct_IO`` →
+        ``__blockdev_direct_IO`` (fs/direct-io.c), as btrfs reads until v5.9.
+        Returns what ``read(2)`` returns (bytes, -EIOCBQUEUED, -errno).
+        """
+        from mmsim.direct_io import do_blockdev_direct_IO
+
+        return do_blockdev_direct_IO(k, src, lblk, vma, index, is_async)
+
+
+@kernel("include/linux/fs.h")
+def call_read_iter(
+    k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool = False
+) -> Path:
+    """Models ``read(fd2, addr, PAGE_SIZE)`` (or io_submit's IOCB_CMD_PREAD) on an
+    O_DIRECT file: ``vfs_read``/``aio_read`` → call_read_iter() → the source
+    file's ``->read_iter``, which picks the direct-I/O path of its filesystem
+    and version."""
+    return (yield from src.mapping.a_ops.read_iter(k, src, lblk, vma, index, is_async))

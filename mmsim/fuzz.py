@@ -304,7 +304,7 @@ def workloads(
     Each operation is a task of a :class:`~mmsim.scenario_spec.ScenarioSpec`
     on the fuzzing set-up (``file1`` mapped, ``file2`` to read from, ``file3``
     to allocate): a CPU store through a write fault (``handle_mm_fault``), an
-    O_DIRECT read (``do_blockdev_direct_IO``, sync or AIO), a FOLL_GET driver
+    O_DIRECT read (``call_read_iter``, sync or AIO), a FOLL_GET driver
     (``rds_rdma_read``: ``get_user_pages_fast``, then completion with
     ``set_page_dirty``), an RDMA registration (``ib_umem_get`` …
     ``ib_umem_release``), 1024 plain references, ``fsync``
@@ -707,8 +707,9 @@ class _PolicyMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._room() and self.roles.src is not None)
     @rule(aio=st.booleans())
     def dio_read(self, aio: bool) -> None:
-        """An O_DIRECT read into the mapped page: ``do_blockdev_direct_IO`` (an
-        AIO read, ``io_submit``, completes in interrupt context)."""
+        """An O_DIRECT read into the mapped page: ``call_read_iter``, through the
+        source filesystem's direct-I/O path (an AIO read, ``io_submit``,
+        completes in interrupt context)."""
         assert self.roles.src is not None
         self._start(DioRead(kind="dio-read", src=self.roles.src, aio=aio))
 
@@ -969,7 +970,7 @@ def policy_machine(
     cached, ``file2`` to read from with O_DIRECT and ``file3`` to allocate
     (reusing a freed block), no task running; or ``scenario``'s files and
     tasks. Rules start kernel operations, each as a task: a store through a
-    write fault (``user_store``), an O_DIRECT read (``do_blockdev_direct_IO``),
+    write fault (``user_store``), an O_DIRECT read (``call_read_iter``),
     a GUP pin (``rds_rdma_read``: ``get_user_pages_fast``) whose completion
     the ``unpin`` rule runs (``rds_rdma_complete``), an RDMA registration
     (``ib_umem_get`` … ``ib_umem_release``), 1024 references, ``vfs_fsync``,

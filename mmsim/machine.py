@@ -17,6 +17,7 @@ from mmsim.mm_types import AddressSpace, BufferHead, Disk, Inode, Page, Pte, Vma
 from mmsim.policy import Ops, Policy, build_ops
 
 if TYPE_CHECKING:
+    from mmsim.iomap.direct_io import IomapDio
     from mmsim.umem import IbUmem
 
 __all__ = ["EVENTS", "Kernel"]
@@ -117,6 +118,9 @@ class Kernel(Machine):
         self.redirtying: Page | None = None
         #: RDMA registrations alive, by slot (:class:`mmsim.umem.IbUmem`).
         self.umems: list[IbUmem | None] = []
+        #: iomap direct reads in progress, by slot
+        #: (:class:`mmsim.iomap.direct_io.IomapDio`).
+        self.dios: list[IomapDio | None] = []
         #: /proc/vmstat-style counters. Observations only: not part of the state.
         self.vmstat: dict[str, int] = {}
         #: Simulated time in ns, kept by the timed scheduler (0 under the explorer).
@@ -272,6 +276,7 @@ class Kernel(Machine):
             tuple(sorted(self.expected.items())),
             _slots_snapshot(self.bios),
             _slots_snapshot(self.umems),
+            _slots_snapshot(self.dios),
         )
 
     def wait_until(self, cond: Callable[[], bool], reason: str) -> Wait:
@@ -310,9 +315,12 @@ class Kernel(Machine):
 _STARTED_MID_RUN = frozenset({"irq", "kworker", "sync"})
 
 
-def _slots_snapshot(slots: list[Bio | None] | list[IbUmem | None]) -> tuple[Any, ...]:
-    # bio_alloc and ib_umem_get take the lowest free slot or append one, so free
-    # slots at the end change nothing: a state with them is the state without.
+def _slots_snapshot(
+    slots: list[Bio | None] | list[IbUmem | None] | list[IomapDio | None],
+) -> tuple[Any, ...]:
+    # bio_alloc, ib_umem_get and iomap_dio_rw take the lowest free slot or
+    # append one, so free slots at the end change nothing: a state with them
+    # is the state without.
     end = len(slots)
     while end and slots[end - 1] is None:
         end -= 1
@@ -336,6 +344,7 @@ def _baseline_hooks() -> dict[str, Callable[..., Any]]:
         truncate,
         vmscan,
     )
+    from mmsim.ext4 import file as ext4_file
     from mmsim.ext4 import inode as ext4_inode
 
     return {
@@ -351,6 +360,7 @@ def _baseline_hooks() -> dict[str, Callable[..., Any]]:
         "reclaim_keep_pinned": vmscan.reclaim_keep_pinned,
         "has_writepage": vmscan.has_writepage,
         "ext4_page_buffers": ext4_inode.ext4_page_buffers,
+        "ext4_file_read_iter": ext4_file.ext4_file_read_iter,
         "set_page_dirty_lock": page_writeback.set_page_dirty_lock,
         "clear_page_dirty_for_io": page_writeback.clear_page_dirty_for_io,
         "page_mkclean": rmap.page_mkclean,

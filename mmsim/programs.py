@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mmsim.direct_io import do_blockdev_direct_IO
 from mmsim.engine import kernel
-from mmsim.filemap import VM_FAULT_ERROR
+from mmsim.fs import call_read_iter
 from mmsim.fs_writeback import vfs_fsync
-from mmsim.memory import handle_mm_fault
 from mmsim.umem import ib_umem_get, ib_umem_release, rdma_write_into
+from mmsim.usercopy import copy_to_user
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -64,23 +63,17 @@ def rdma_app(k: Kernel, vma: Vma, index: int) -> Path:
 def user_store(k: Kernel, vma: Vma, index: int) -> Path:
     """A CPU store of new data into the mapped page.
 
-    Fault (``handle_mm_fault`` with FAULT_FLAG_WRITE) until the PTE is present
-    and writable, then the store lands in the same step (the MMU sets the PTE
-    dirty bit). A fault that fails (SIGBUS, e.g. ENOSPC) ends the program.
+    The MMU's path is the kernel's own stores' (``copy_to_user``): write-fault
+    until the PTE is present and writable, then the store lands in the same
+    step and sets the PTE dirty bit. A fault that fails (SIGBUS, e.g. ENOSPC)
+    ends the program.
     """
-    while True:
-        pte = vma.ptes[index]
-        if pte.present and pte.writable and pte.page is not None:
-            break
-        ret = yield from handle_mm_fault(k, vma, index, True)
-        if ret & VM_FAULT_ERROR:
-            return -EFAULT
-        yield  # the faulting instruction is retried
-    pte.dirty = True
-    version = k.new_version()
-    k.store_data(pte.page, version, "CPU store")
-    k.expected[(vma.mapping.host.key, index)] = version
-    return 0
+    ret = yield from copy_to_user(k, vma, index, None, "CPU store")
+    if ret == 0:
+        page = vma.ptes[index].page
+        assert page is not None
+        k.expected[(vma.mapping.host.key, index)] = k.page_data(page)
+    return ret
 
 
 @kernel("user space", version="-")
@@ -89,7 +82,7 @@ def dio_read_loop(k: Kernel, src: Inode, lblk: int, vma: Vma, index: int) -> Pat
     after another, for ever (a daemon; it may stop between two reads)."""
     while True:
         yield k.idle_until(lambda: True, "between two reads")
-        yield from do_blockdev_direct_IO(k, src, lblk, vma, index)
+        yield from call_read_iter(k, src, lblk, vma, index)
 
 
 @kernel("user space", version="-")
@@ -101,7 +94,7 @@ def dio_reads(
     done = 0
     while done < n:
         done += 1
-        yield from do_blockdev_direct_IO(k, src, lblk, vma, index, is_async)
+        yield from call_read_iter(k, src, lblk, vma, index, is_async)
 
 
 @kernel("user space", version="-")

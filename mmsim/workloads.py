@@ -21,9 +21,10 @@ from collections.abc import Callable
 
 import attrs
 
-from mmsim.direct_io import EFAULT, do_blockdev_direct_IO
+from mmsim.direct_io import EFAULT
 from mmsim.engine import Path, kernel
 from mmsim.filemap import add_to_page_cache_lru
+from mmsim.fs import call_read_iter
 from mmsim.fs_writeback import vfs_fsync, wb_workfn
 from mmsim.machine import Kernel
 from mmsim.mm_types import PAGE_SIZE, Inode, Vma
@@ -130,7 +131,7 @@ def dio_reader(
     j = 0
     for i, (lblk, index) in enumerate(reads):
         yield from throttle_direct_reclaim(k, _MIN_FREE)
-        ret = yield from do_blockdev_direct_IO(k, src, lblk, vma, index)
+        ret = yield from call_read_iter(k, src, lblk, vma, index)
         if ret == -EFAULT:
             k.count("mmsim_efault")
         if stores and i % 4 == 3:
@@ -220,7 +221,7 @@ def scratch_cycle(
             yield from throttle_direct_reclaim(k, _MIN_FREE)
             if (yield from user_store(k, vma, index)) == -EFAULT:
                 k.count("mmsim_efault")
-        ret = yield from do_blockdev_direct_IO(k, src, lblk, vma, 0)
+        ret = yield from call_read_iter(k, src, lblk, vma, 0)
         if ret == -EFAULT:
             k.count("mmsim_efault")
         k.latency_begin(("truncate", inode.key))

@@ -9,8 +9,12 @@ merged for v6.5. Status: merged.
 Effect in the model: ``dio_get_page`` pins through ``iov_iter_extract_pages``; the
 bio is BIO_PAGE_PINNED, and completion goes through ``bio_release_pages`` →
 ``__bio_release_pages``: ``set_page_dirty_lock`` (as a FOLL_GET read's
-completion does, dirty page or not), then ``unpin_user_page``. Pins make the DIO visible to ``page_maybe_dma_pinned``, which is what
-``reclaim_skip_pinned`` needs. The stated motivation was fork/COW correctness,
+completion does, dirty page or not), then ``unpin_user_page``. Through iomap
+(XFS, and ext4 from v5.5: ``ext4_iomap_dio``) the same hook pins the pages
+``bio_iov_iter_get_pages`` takes, and the interrupt's
+``bio_check_pages_dirty`` unpins them (after the workqueue's re-dirtying, for
+a page writeback cleaned). Pins make the DIO visible to
+``page_maybe_dma_pinned``, which is what ``reclaim_skip_pinned`` needs. The stated motivation was fork/COW correctness,
 not writeback: pinning alone changes no writeback or reclaim decision.
 """
 

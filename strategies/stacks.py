@@ -1,5 +1,9 @@
 """What upstream ran, as stacks of mechanisms named by the kernel version.
 
+Every stack here reads O_DIRECT on ext4 through iomap (v5.5,
+``ext4_iomap_dio``): the user page is dirtied before the read is submitted,
+and re-dirtied after it only if writeback cleaned it meanwhile.
+
 - ``upstream-5.18``: long-term GUP users (RDMA) pin with FOLL_PIN (v5.6/v5.7),
   and ext4 warns and drops instead of BUG (cc5095747edf). Direct I/O still
   takes FOLL_GET references.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from mmsim.policy import Objection, Stack
 from mmsim.strategies.dio_pin import DioPin
+from mmsim.strategies.ext4_iomap_dio import Ext4IomapDio
 from mmsim.strategies.ext4_warn_and_drop import Ext4WarnAndDrop
 from mmsim.strategies.foll_pin import FollPin
 from mmsim.strategies.longterm_write_ban import LongtermWriteBan
@@ -27,7 +32,7 @@ from mmsim.strategies.no_writepage import NoWritepage
 from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
 
 UPSTREAM_5_18 = Stack(
-    (FollPin(), Ext4WarnAndDrop()),
+    (FollPin(), Ext4WarnAndDrop(), Ext4IomapDio()),
     name="upstream-5.18",
     summary="long-term users pin (FOLL_PIN) + ext4 warn-and-drop",
     status="merged",
@@ -44,7 +49,7 @@ UPSTREAM_5_18 = Stack(
 )
 
 UPSTREAM_6_4 = Stack(
-    (FollPin(), ReclaimSkipPinned(), Ext4WarnAndDrop(), NoWritepage()),
+    (FollPin(), ReclaimSkipPinned(), Ext4WarnAndDrop(), NoWritepage(), Ext4IomapDio()),
     name="upstream-6.4",
     summary="reclaim skips pinned pages + ext4 warn-and-drop + no ->writepage",
     status="merged",
@@ -74,6 +79,7 @@ UPSTREAM_6_5 = Stack(
         ReclaimSkipPinned(),
         Ext4WarnAndDrop(),
         NoWritepage(),
+        Ext4IomapDio(),
     ),
     name="upstream-6.5",
     summary="upstream-6.4 + pinned DIO + writable long-term pins refused",
@@ -102,7 +108,7 @@ UPSTREAM_6_5 = Stack(
 #: pageout window, shows on the model's ext4; the tests and the preemption
 #: benchmark register it for themselves.
 PINNED_DIO_WITH_WRITEPAGE = Stack(
-    (FollPin(), DioPin(), ReclaimSkipPinned(), Ext4WarnAndDrop()),
+    (FollPin(), DioPin(), ReclaimSkipPinned(), Ext4WarnAndDrop(), Ext4IomapDio()),
     name="pinned-dio-with-writepage",
     summary="v6.5's pins and reclaim check, with reclaim's ->writepage kept",
     status="counterfactual",

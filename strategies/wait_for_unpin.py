@@ -32,6 +32,7 @@ from mmsim.gup import page_maybe_dma_pinned
 from mmsim.policy import Objection, Stack
 from mmsim.strategies._gup_count import GupCounting, gup_count
 from mmsim.strategies.dio_pin import DioPin
+from mmsim.strategies.ext4_iomap_dio import Ext4IomapDio
 from mmsim.strategies.ext4_warn_and_drop import Ext4WarnAndDrop
 from mmsim.strategies.foll_pin import FollPin
 from mmsim.strategies.no_writepage import NoWritepage
@@ -86,6 +87,7 @@ WAIT_FOR_UNPIN = Stack(
         ReclaimSkipPinned(),
         Ext4WarnAndDrop(),
         NoWritepage(),
+        Ext4IomapDio(),
     ),
     name="wait-for-unpin",
     summary=WaitForUnpin.summary,

@@ -39,6 +39,7 @@ from mmsim.gup import page_maybe_dma_pinned
 from mmsim.page_writeback import set_page_dirty
 from mmsim.policy import Objection, Policy, Stack
 from mmsim.strategies.dio_pin import DioPin
+from mmsim.strategies.ext4_iomap_dio import Ext4IomapDio
 from mmsim.strategies.foll_pin import FollPin
 from mmsim.strategies.no_writepage import NoWritepage
 from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
@@ -92,7 +93,14 @@ class WritebackSkipBounce(Policy):
 
 
 WRITEBACK_SKIP_BOUNCE = Stack(
-    (WritebackSkipBounce(), FollPin(), DioPin(), ReclaimSkipPinned(), NoWritepage()),
+    (
+        WritebackSkipBounce(),
+        FollPin(),
+        DioPin(),
+        ReclaimSkipPinned(),
+        NoWritepage(),
+        Ext4IomapDio(),
+    ),
     name="writeback-skip-bounce",
     summary=WritebackSkipBounce.summary,
     status=WritebackSkipBounce.status,

@@ -1,4 +1,7 @@
-"""fs/ext4/file.c and ext4's DAX address-space operations (v4.15): ext4 -o dax.
+"""fs/ext4/file.c (v4.15): the O_DIRECT read, and ext4 -o dax.
+
+``ext4_file_read_iter`` reads through fs/direct-io.c in v4.15, and through
+iomap from v5.5 (``ext4_dio_read_iter``, which a policy selects).
 
 An fs-dax file has no page cache: faults map the persistent-memory blocks
 (:mod:`mmsim.dax`), writeback only flushes CPU caches, and the pages never carry
@@ -9,18 +12,57 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from mmsim.dax import dax_iomap_fault, dax_writeback_mapping_range
+from mmsim.dax import dax_iomap_fault, dax_iomap_rw, dax_writeback_mapping_range
+from mmsim.direct_io import do_blockdev_direct_IO
 from mmsim.engine import kernel
 from mmsim.ext4.inode import down_read_i_mmap_sem, ext4_punch_hole
 from mmsim.fs import AddressSpaceOperations
+from mmsim.iomap.direct_io import iomap_dio_rw
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
     from mmsim.fs import WritebackControl
     from mmsim.machine import Kernel
-    from mmsim.mm_types import BufferHead, Page, Vma
+    from mmsim.mm_types import BufferHead, Inode, Page, Vma
 
-__all__ = ["Ext4Dax", "ext4_dax_huge_fault", "ext4_dax_writepages"]
+__all__ = [
+    "Ext4Dax",
+    "ext4_dax_huge_fault",
+    "ext4_dax_read_iter",
+    "ext4_dax_writepages",
+    "ext4_dio_read_iter",
+    "ext4_file_read_iter",
+]
+
+
+@kernel("fs/ext4/file.c")
+def ext4_file_read_iter(
+    k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool
+) -> Path:
+    """Models ext4_file_read_iter(), v4.15, for an O_DIRECT read.
+
+    ``generic_file_read_iter`` → ``ext4_direct_IO`` → ``ext4_direct_IO_read``
+    → ``__blockdev_direct_IO`` (:func:`~mmsim.direct_io.do_blockdev_direct_IO`).
+    ``ext4_direct_IO_read``'s ``inode_lock_shared`` and its
+    ``filemap_write_and_wait_range`` are left out: no scenario writes, punches
+    or caches dirty the file a direct read reads from. This is a hook: from
+    v5.5 ext4 reads through iomap (:func:`ext4_dio_read_iter`).
+    """
+    return (yield from do_blockdev_direct_IO(k, src, lblk, vma, index, is_async))
+
+
+@kernel("fs/ext4/file.c", version="v5.5")
+def ext4_dio_read_iter(
+    k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool
+) -> Path:
+    """Models ext4_file_read_iter() → ext4_dio_read_iter(), v5.5 (b1b4705d54ab):
+    ``iomap_dio_rw`` with ``ext4_iomap_ops``.
+
+    Its ``inode_lock_shared`` is left out, as in v4.15's path, and so is the
+    fallback to buffered reads for the files direct I/O does not support
+    (encrypted, verity, data=journal), which no scenario has.
+    """
+    return (yield from iomap_dio_rw(k, src, lblk, vma, index, is_async))
 
 
 @kernel("fs/ext4/file.c")
@@ -39,6 +81,13 @@ def ext4_dax_huge_fault(k: Kernel, vma: Vma, index: int) -> Path:
 def ext4_dax_writepages(k: Kernel, mapping_key: int, wbc: WritebackControl) -> Path:
     """Models ext4_dax_writepages() → dax_writeback_mapping_range()."""
     yield from dax_writeback_mapping_range(k, k.inodes[mapping_key].mapping)
+
+
+@kernel("fs/ext4/file.c")
+def ext4_dax_read_iter(k: Kernel, src: Inode, lblk: int, vma: Vma, index: int) -> Path:
+    """Models ext4_file_read_iter() → ext4_dax_read_iter() (``IS_DAX``, O_DIRECT
+    or not): ``dax_iomap_rw`` under ``inode_lock_shared`` (left out, as above)."""
+    return (yield from dax_iomap_rw(k, src, lblk, vma, index))
 
 
 class Ext4Dax(AddressSpaceOperations):
@@ -76,3 +125,8 @@ class Ext4Dax(AddressSpaceOperations):
 
     def punch_hole(self, k: Kernel, inode_key: int, index: int) -> Path:
         return ext4_punch_hole(k, inode_key, index)
+
+    def read_iter(
+        self, k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool
+    ) -> Path:
+        return ext4_dax_read_iter(k, src, lblk, vma, index)

@@ -348,6 +348,12 @@ class Ext4(AddressSpaceOperations):
     def punch_hole(self, k: Kernel, inode_key: int, index: int) -> Path:
         return ext4_punch_hole(k, inode_key, index)
 
+    def read_iter(
+        self, k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool
+    ) -> Path:
+        path: Path = k.ops.ext4_file_read_iter(k, src, lblk, vma, index, is_async)
+        return path
+
     def prepare_write(self, k: Kernel, page: Page) -> int:
         # block_page_mkwrite's preparation: __block_write_begin with
         # ext4_da_get_block_prep, then block_commit_write.

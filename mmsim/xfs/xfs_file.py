@@ -1,4 +1,5 @@
-"""fs/xfs/xfs_file.c and xfs_aops.c (v5.14): faults, writeback and fallocate."""
+"""fs/xfs/xfs_file.c and xfs_aops.c (v5.14): faults, writeback, fallocate and
+direct reads."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from mmsim.iomap.buffered_io import (
     iomap_set_page_dirty,
     iomap_writepages,
 )
+from mmsim.iomap.direct_io import iomap_dio_rw
 from mmsim.xfs.xfs_iomap import xfs_buffered_write_iomap_begin, xfs_map_blocks
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Xfs",
+    "xfs_file_dio_read",
     "xfs_filemap_fault",
     "xfs_filemap_page_mkwrite",
     "xfs_free_file_space",
@@ -117,12 +120,25 @@ def xfs_free_file_space(k: Kernel, inode_key: int, index: int) -> Path:
     return 0
 
 
+@kernel("fs/xfs/xfs_file.c", version="v5.14")
+def xfs_file_dio_read(
+    k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool
+) -> Path:
+    """Models xfs_file_read_iter() → xfs_file_dio_read(): ``iomap_dio_rw``.
+
+    The IOLOCK it holds shared is left out: only hole punch takes it
+    exclusively, and no scenario punches the file a direct read reads from.
+    """
+    return (yield from iomap_dio_rw(k, src, lblk, vma, index, is_async))
+
+
 class Xfs(AddressSpaceOperations):
     """XFS with iomap buffered I/O (``xfs_address_space_operations``), v5.14."""
 
     name: ClassVar[str] = "iomap"
     summary: ClassVar[str] = (
-        "XFS/iomap v5.14: no per-page state needed at writeback; holes skipped silently"
+        "XFS/iomap v5.14: no per-page state needed at writeback; holes skipped "
+        "silently; O_DIRECT reads through iomap"
     )
 
     def fault(self, k: Kernel, vma: Vma, index: int) -> Path:
@@ -157,3 +173,8 @@ class Xfs(AddressSpaceOperations):
 
     def punch_hole(self, k: Kernel, inode_key: int, index: int) -> Path:
         return xfs_free_file_space(k, inode_key, index)
+
+    def read_iter(
+        self, k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool
+    ) -> Path:
+        return xfs_file_dio_read(k, src, lblk, vma, index, is_async)
