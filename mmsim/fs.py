@@ -146,6 +146,10 @@ def call_read_iter(
 ) -> Path:
     """Models ``read(fd2, addr, PAGE_SIZE)`` (or io_submit's IOCB_CMD_PREAD) on an
     O_DIRECT file: ``vfs_read``/``aio_read`` → call_read_iter() → the source
-    file's ``->read_iter``, which picks the direct-I/O path of its filesystem
-    and version."""
+    file's ``->read_iter``, which picks the direct-I/O path of its filesystem.
+
+    This is a hook: the filesystems' ``->read_iter`` changed over the years
+    (ext4 and btrfs moved their direct reads to iomap), and a policy may take
+    the later one.
+    """
     return (yield from src.mapping.a_ops.read_iter(k, src, lblk, vma, index, is_async))

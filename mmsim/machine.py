@@ -336,6 +336,7 @@ def _baseline_hooks() -> dict[str, Callable[..., Any]]:
     from mmsim import (
         bio,
         filemap,
+        fs,
         gup,
         iov_iter,
         page_writeback,
@@ -344,7 +345,6 @@ def _baseline_hooks() -> dict[str, Callable[..., Any]]:
         truncate,
         vmscan,
     )
-    from mmsim.ext4 import file as ext4_file
     from mmsim.ext4 import inode as ext4_inode
 
     return {
@@ -360,7 +360,7 @@ def _baseline_hooks() -> dict[str, Callable[..., Any]]:
         "reclaim_keep_pinned": vmscan.reclaim_keep_pinned,
         "has_writepage": vmscan.has_writepage,
         "ext4_page_buffers": ext4_inode.ext4_page_buffers,
-        "ext4_file_read_iter": ext4_file.ext4_file_read_iter,
+        "call_read_iter": fs.call_read_iter,
         "set_page_dirty_lock": page_writeback.set_page_dirty_lock,
         "clear_page_dirty_for_io": page_writeback.clear_page_dirty_for_io,
         "page_mkclean": rmap.page_mkclean,

@@ -90,9 +90,10 @@ HOOKS: dict[str, tuple[bool, str]] = {
         False,
         "fs/ext4/inode.c: writeback met a page without buffers (v4.15: BUG)",
     ),
-    "ext4_file_read_iter": (
+    "call_read_iter": (
         True,
-        "fs/ext4/file.c: an O_DIRECT read of an ext4 file (v4.15: fs/direct-io.c)",
+        "include/linux/fs.h: which ->read_iter an O_DIRECT read takes "
+        "(v4.15 ext4 and btrfs: fs/direct-io.c)",
     ),
 }
 
@@ -193,7 +194,7 @@ class Ops:
     reclaim_keep_pinned: Callable[..., Any]
     has_writepage: Callable[..., Any]
     ext4_page_buffers: Callable[..., Any]
-    ext4_file_read_iter: Callable[..., Any]
+    call_read_iter: Callable[..., Any]
 
 
 _VALIDATED: set[type[Policy]] = set()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mmsim.engine import kernel
-from mmsim.fs import call_read_iter
 from mmsim.fs_writeback import vfs_fsync
 from mmsim.umem import ib_umem_get, ib_umem_release, rdma_write_into
 from mmsim.usercopy import copy_to_user
@@ -82,7 +81,7 @@ def dio_read_loop(k: Kernel, src: Inode, lblk: int, vma: Vma, index: int) -> Pat
     after another, for ever (a daemon; it may stop between two reads)."""
     while True:
         yield k.idle_until(lambda: True, "between two reads")
-        yield from call_read_iter(k, src, lblk, vma, index)
+        yield from k.ops.call_read_iter(k, src, lblk, vma, index, False)
 
 
 @kernel("user space", version="-")
@@ -94,7 +93,7 @@ def dio_reads(
     done = 0
     while done < n:
         done += 1
-        yield from call_read_iter(k, src, lblk, vma, index, is_async)
+        yield from k.ops.call_read_iter(k, src, lblk, vma, index, is_async)
 
 
 @kernel("user space", version="-")

@@ -24,7 +24,7 @@ from mmsim.engine import _CACHE_SIZE, Task
 from mmsim.ext4 import Ext4
 from mmsim.ext4.file import Ext4Dax
 from mmsim.filemap import add_to_page_cache_lru
-from mmsim.fs import AddressSpaceOperations, call_read_iter
+from mmsim.fs import AddressSpaceOperations
 from mmsim.fs_writeback import vfs_fsync, wb_workfn
 from mmsim.machine import Kernel
 from mmsim.mm_types import PAGE_SIZE, Inode, Vma
@@ -370,7 +370,7 @@ def spawn_task(
                 k, src, task.src_page, vma, task.page, task.aio, task.requests
             )
         else:
-            gen = call_read_iter(k, src, task.src_page, vma, task.page, task.aio)
+            gen = k.ops.call_read_iter(k, src, task.src_page, vma, task.page, task.aio)
         return k.spawn(name, "dio", gen)
     if isinstance(task, LegacyDriver):
         assert vma is not None

@@ -24,7 +24,6 @@ import attrs
 from mmsim.direct_io import EFAULT
 from mmsim.engine import Path, kernel
 from mmsim.filemap import add_to_page_cache_lru
-from mmsim.fs import call_read_iter
 from mmsim.fs_writeback import vfs_fsync, wb_workfn
 from mmsim.machine import Kernel
 from mmsim.mm_types import PAGE_SIZE, Inode, Vma
@@ -131,7 +130,7 @@ def dio_reader(
     j = 0
     for i, (lblk, index) in enumerate(reads):
         yield from throttle_direct_reclaim(k, _MIN_FREE)
-        ret = yield from call_read_iter(k, src, lblk, vma, index)
+        ret = yield from k.ops.call_read_iter(k, src, lblk, vma, index, False)
         if ret == -EFAULT:
             k.count("mmsim_efault")
         if stores and i % 4 == 3:
@@ -221,7 +220,7 @@ def scratch_cycle(
             yield from throttle_direct_reclaim(k, _MIN_FREE)
             if (yield from user_store(k, vma, index)) == -EFAULT:
                 k.count("mmsim_efault")
-        ret = yield from call_read_iter(k, src, lblk, vma, 0)
+        ret = yield from k.ops.call_read_iter(k, src, lblk, vma, 0, False)
         if ret == -EFAULT:
             k.count("mmsim_efault")
         k.latency_begin(("truncate", inode.key))

@@ -10,7 +10,7 @@ Effect in the model: ``dio_get_page`` pins through ``iov_iter_extract_pages``; t
 bio is BIO_PAGE_PINNED, and completion goes through ``bio_release_pages`` →
 ``__bio_release_pages``: ``set_page_dirty_lock`` (as a FOLL_GET read's
 completion does, dirty page or not), then ``unpin_user_page``. Through iomap
-(XFS, and ext4 from v5.5: ``ext4_iomap_dio``) the same hook pins the pages
+(XFS; ext4 from v5.5 and btrfs from v5.10: ``iomap_dio``) the same hook pins the pages
 ``bio_iov_iter_get_pages`` takes, and the interrupt's
 ``bio_check_pages_dirty`` unpins them (after the workqueue's re-dirtying, for
 a page writeback cleaned). Pins make the DIO visible to

@@ -1,8 +1,8 @@
 """What upstream ran, as stacks of mechanisms named by the kernel version.
 
-Every stack here reads O_DIRECT on ext4 through iomap (v5.5,
-``ext4_iomap_dio``): the user page is dirtied before the read is submitted,
-and re-dirtied after it only if writeback cleaned it meanwhile.
+Every stack here reads O_DIRECT on ext4 (v5.5) and btrfs (v5.10) through
+iomap (``iomap_dio``): the user page is dirtied before the read is
+submitted, and re-dirtied after it only if writeback cleaned it meanwhile.
 
 - ``upstream-5.18``: long-term GUP users (RDMA) pin with FOLL_PIN (v5.6/v5.7),
   and ext4 warns and drops instead of BUG (cc5095747edf). Direct I/O still
@@ -24,15 +24,15 @@ from __future__ import annotations
 
 from mmsim.policy import Objection, Stack
 from mmsim.strategies.dio_pin import DioPin
-from mmsim.strategies.ext4_iomap_dio import Ext4IomapDio
 from mmsim.strategies.ext4_warn_and_drop import Ext4WarnAndDrop
 from mmsim.strategies.foll_pin import FollPin
+from mmsim.strategies.iomap_dio import IomapDio
 from mmsim.strategies.longterm_write_ban import LongtermWriteBan
 from mmsim.strategies.no_writepage import NoWritepage
 from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
 
 UPSTREAM_5_18 = Stack(
-    (FollPin(), Ext4WarnAndDrop(), Ext4IomapDio()),
+    (FollPin(), Ext4WarnAndDrop(), IomapDio()),
     name="upstream-5.18",
     summary="long-term users pin (FOLL_PIN) + ext4 warn-and-drop",
     status="merged",
@@ -49,7 +49,7 @@ UPSTREAM_5_18 = Stack(
 )
 
 UPSTREAM_6_4 = Stack(
-    (FollPin(), ReclaimSkipPinned(), Ext4WarnAndDrop(), NoWritepage(), Ext4IomapDio()),
+    (FollPin(), ReclaimSkipPinned(), Ext4WarnAndDrop(), NoWritepage(), IomapDio()),
     name="upstream-6.4",
     summary="reclaim skips pinned pages + ext4 warn-and-drop + no ->writepage",
     status="merged",
@@ -79,7 +79,7 @@ UPSTREAM_6_5 = Stack(
         ReclaimSkipPinned(),
         Ext4WarnAndDrop(),
         NoWritepage(),
-        Ext4IomapDio(),
+        IomapDio(),
     ),
     name="upstream-6.5",
     summary="upstream-6.4 + pinned DIO + writable long-term pins refused",
@@ -108,7 +108,7 @@ UPSTREAM_6_5 = Stack(
 #: pageout window, shows on the model's ext4; the tests and the preemption
 #: benchmark register it for themselves.
 PINNED_DIO_WITH_WRITEPAGE = Stack(
-    (FollPin(), DioPin(), ReclaimSkipPinned(), Ext4WarnAndDrop(), Ext4IomapDio()),
+    (FollPin(), DioPin(), ReclaimSkipPinned(), Ext4WarnAndDrop(), IomapDio()),
     name="pinned-dio-with-writepage",
     summary="v6.5's pins and reclaim check, with reclaim's ->writepage kept",
     status="counterfactual",

@@ -32,9 +32,9 @@ from mmsim.gup import page_maybe_dma_pinned
 from mmsim.policy import Objection, Stack
 from mmsim.strategies._gup_count import GupCounting, gup_count
 from mmsim.strategies.dio_pin import DioPin
-from mmsim.strategies.ext4_iomap_dio import Ext4IomapDio
 from mmsim.strategies.ext4_warn_and_drop import Ext4WarnAndDrop
 from mmsim.strategies.foll_pin import FollPin
+from mmsim.strategies.iomap_dio import IomapDio
 from mmsim.strategies.no_writepage import NoWritepage
 from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
 
@@ -87,7 +87,7 @@ WAIT_FOR_UNPIN = Stack(
         ReclaimSkipPinned(),
         Ext4WarnAndDrop(),
         NoWritepage(),
-        Ext4IomapDio(),
+        IomapDio(),
     ),
     name="wait-for-unpin",
     summary=WaitForUnpin.summary,

@@ -39,8 +39,8 @@ from mmsim.gup import page_maybe_dma_pinned
 from mmsim.page_writeback import set_page_dirty
 from mmsim.policy import Objection, Policy, Stack
 from mmsim.strategies.dio_pin import DioPin
-from mmsim.strategies.ext4_iomap_dio import Ext4IomapDio
 from mmsim.strategies.foll_pin import FollPin
+from mmsim.strategies.iomap_dio import IomapDio
 from mmsim.strategies.no_writepage import NoWritepage
 from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
 
@@ -99,7 +99,7 @@ WRITEBACK_SKIP_BOUNCE = Stack(
         DioPin(),
         ReclaimSkipPinned(),
         NoWritepage(),
-        Ext4IomapDio(),
+        IomapDio(),
     ),
     name="writeback-skip-bounce",
     summary=WritebackSkipBounce.summary,

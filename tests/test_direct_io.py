@@ -43,7 +43,13 @@ def _read(k: Kernel) -> None:
 
 @pytest.mark.parametrize(
     ("policy", "fs"),
-    [("baseline", "ext4"), ("ext4-iomap-dio", "ext4"), ("baseline", "iomap")],
+    [
+        ("baseline", "ext4"),
+        ("iomap-dio", "ext4"),
+        ("baseline", "iomap"),
+        ("baseline", "cow"),
+        ("iomap-dio", "cow"),
+    ],
 )
 @pytest.mark.parametrize("task", ["truncate", "punch-hole"])
 def test_a_read_of_a_source_without_its_block_starts_no_io(

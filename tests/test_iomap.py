@@ -86,7 +86,8 @@ def _submit(k: Kernel) -> Task:
     ("policy", "fs", "iomap"),
     [
         ("baseline", "ext4", False),
-        ("ext4-iomap-dio", "ext4", True),
+        ("iomap-dio", "ext4", True),
+        ("iomap-dio", "cow", True),
         ("upstream-6.5", "ext4", True),
         ("baseline", "iomap", True),
         ("baseline", "cow", False),
@@ -119,7 +120,8 @@ def test_a_read_still_dirty_at_completion_is_released_by_the_interrupt(
 
 
 @pytest.mark.parametrize(
-    ("policy", "fs"), [("ext4-iomap-dio", "ext4"), ("baseline", "iomap")]
+    ("policy", "fs"),
+    [("iomap-dio", "ext4"), ("iomap-dio", "cow"), ("baseline", "iomap")],
 )
 def test_a_page_cleaned_mid_read_is_redirtied_after_the_read_returns(
     policy: str, fs: str

@@ -1,7 +1,8 @@
 """fs/ext4/file.c (v4.15): the O_DIRECT read, and ext4 -o dax.
 
 ``ext4_file_read_iter`` reads through fs/direct-io.c in v4.15, and through
-iomap from v5.5 (``ext4_dio_read_iter``, which a policy selects).
+iomap from v5.5 (``ext4_dio_read_iter``, which the ``iomap-dio`` policy
+selects).
 
 An fs-dax file has no page cache: faults map the persistent-memory blocks
 (:mod:`mmsim.dax`), writeback only flushes CPU caches, and the pages never carry
@@ -45,8 +46,8 @@ def ext4_file_read_iter(
     → ``__blockdev_direct_IO`` (:func:`~mmsim.direct_io.do_blockdev_direct_IO`).
     ``ext4_direct_IO_read``'s ``inode_lock_shared`` and its
     ``filemap_write_and_wait_range`` are left out: no scenario writes, punches
-    or caches dirty the file a direct read reads from. This is a hook: from
-    v5.5 ext4 reads through iomap (:func:`ext4_dio_read_iter`).
+    or caches dirty the file a direct read reads from. From v5.5 ext4 reads
+    through iomap (:func:`ext4_dio_read_iter`).
     """
     return (yield from do_blockdev_direct_IO(k, src, lblk, vma, index, is_async))
 

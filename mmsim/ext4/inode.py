@@ -351,8 +351,9 @@ class Ext4(AddressSpaceOperations):
     def read_iter(
         self, k: Kernel, src: Inode, lblk: int, vma: Vma, index: int, is_async: bool
     ) -> Path:
-        path: Path = k.ops.ext4_file_read_iter(k, src, lblk, vma, index, is_async)
-        return path
+        from mmsim.ext4.file import ext4_file_read_iter
+
+        return ext4_file_read_iter(k, src, lblk, vma, index, is_async)
 
     def prepare_write(self, k: Kernel, page: Page) -> int:
         # block_page_mkwrite's preparation: __block_write_begin with
