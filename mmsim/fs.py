@@ -132,7 +132,8 @@ class AddressSpaceOperations:
         ``src`` into the user page ``index`` of ``vma``.
 
         The default is v4.15's ``generic_file_read_iter`` → ``->direct_IO`` →
-        ``__blockdev_direct_IO`` (fs/direct-io.c), as btrfs reads until v5.9.
+        ``__blockdev_direct_IO`` (fs/direct-io.c), as ext4 reads before v5.5 and
+        btrfs before v5.10.
         Returns what ``read(2)`` returns (bytes, -EIOCBQUEUED, -errno).
         """
         from mmsim.direct_io import do_blockdev_direct_IO

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 import attrs
 
 from mmsim.bio import bio_alloc, bio_check_pages_dirty, bio_set_pages_dirty, submit_bio
+from mmsim.direct_io import EFAULT, EIOCBQUEUED
 from mmsim.engine import kernel
 from mmsim.mm_types import PAGE_SIZE, lowest_free_slot
 from mmsim.usercopy import copy_to_user
@@ -44,9 +45,6 @@ __all__ = [
     "iomap_dio_hole_actor",
     "iomap_dio_rw",
 ]
-
-EFAULT = 14
-EIOCBQUEUED = 529
 
 
 @attrs.define(slots=True, eq=False)
