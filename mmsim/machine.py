@@ -190,6 +190,16 @@ class Kernel(Machine):
             page.data = version
         self.tracepoint("page_store", page, f"{who}: version {version}")
 
+    def read_returned(self, vma: Vma, index: int, src: Inode, lblk: int) -> None:
+        """A direct read of page ``lblk`` of ``src`` into page ``index`` of
+        ``vma`` returned to the user, who may rely on the data from here: it is
+        the last completed write to that file page, which a final sync must
+        persist (a hole reads as zeroes)."""
+        blk = src.blocks.get(lblk)
+        self.expected[(vma.mapping.host.key, index)] = (
+            self.disk.data[blk] if blk is not None else 0
+        )
+
     def page_data(self, page: Page) -> int:
         """What ``page`` holds now (an fs-dax page holds its block's contents)."""
         return self.disk.data[page.pmem_block] if page.pmem_block >= 0 else page.data

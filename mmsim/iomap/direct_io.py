@@ -82,12 +82,9 @@ class IomapDio:
 def iomap_dio_complete(k: Kernel, dio: IomapDio) -> int:
     """Models iomap_dio_complete(): the read returns its byte count; the dio is freed.
 
-    From here the user may rely on the data: the model records it as the last
-    completed write to the mapped file page, which a final sync must persist.
+    From here the user may rely on the data (``Kernel.read_returned``).
     """
-    inode = dio.vma.mapping.host
-    blk = dio.src.blocks.get(dio.lblk)
-    k.expected[(inode.key, dio.index)] = k.disk.data[blk] if blk is not None else 0
+    k.read_returned(dio.vma, dio.index, dio.src, dio.lblk)
     k.dios[dio.key] = None
     return PAGE_SIZE
 
