@@ -28,8 +28,9 @@ def btrfs_direct_read(
     """Models btrfs_file_read_iter() → btrfs_direct_read(), v5.10:
     ``iomap_dio_rw`` with ``btrfs_dio_iomap_ops``.
 
-    Left out: ``inode_lock_shared`` (no scenario writes or punches the file a
-    direct read reads from), ``check_direct_read``'s alignment checks (the
+    Left out: ``inode_lock_shared`` (as ext4's: no built-in scenario or
+    fuzzing rule writes, truncates or punches the file a direct read reads
+    from), ``check_direct_read``'s alignment checks (the
     model reads whole pages), and what ``btrfs_submit_direct`` adds to the
     bio (checksum lookup and verification, which the model has no data
     for); the user page is dirtied and released by iomap's bio completion.

@@ -45,9 +45,10 @@ def ext4_file_read_iter(
     ``generic_file_read_iter`` → ``ext4_direct_IO`` → ``ext4_direct_IO_read``
     → ``__blockdev_direct_IO`` (:func:`~mmsim.direct_io.do_blockdev_direct_IO`).
     ``ext4_direct_IO_read``'s ``inode_lock_shared`` and its
-    ``filemap_write_and_wait_range`` are left out: no scenario writes, punches
-    or caches dirty the file a direct read reads from. From v5.5 ext4 reads
-    through iomap (:func:`ext4_dio_read_iter`).
+    ``filemap_write_and_wait_range`` are left out: no built-in scenario or
+    fuzzing rule writes, truncates or punches the file a direct read reads
+    from (a scenario file that did would see them overlap). From v5.5 ext4
+    reads through iomap (:func:`ext4_dio_read_iter`).
     """
     return (yield from do_blockdev_direct_IO(k, src, lblk, vma, index, is_async))
 

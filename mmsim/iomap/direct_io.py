@@ -154,8 +154,9 @@ def iomap_dio_rw(
     (a hole) completes at once either way.
 
     Left out: ``filemap_write_and_wait_range`` on the source (its page cache
-    is clean in every scenario), ``inode_dio_begin``/``inode_dio_end`` (no
-    scenario waits for the source's direct I/O) and the plug.
+    is clean in every scenario), ``inode_dio_begin``/``inode_dio_end`` (only
+    truncate and hole punch of the source wait for them, and no built-in
+    scenario or fuzzing rule has those) and the plug.
     """
     if lblk * PAGE_SIZE >= src.size:
         return 0

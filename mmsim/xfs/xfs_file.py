@@ -126,8 +126,10 @@ def xfs_file_dio_read(
 ) -> Path:
     """Models xfs_file_read_iter() → xfs_file_dio_read(): ``iomap_dio_rw``.
 
-    The IOLOCK it holds shared is left out: only hole punch takes it
-    exclusively, and no scenario punches the file a direct read reads from.
+    The IOLOCK it holds shared is left out: only truncate and hole punch take
+    it exclusively, and no built-in scenario or fuzzing rule truncates or
+    punches the file a direct read reads from (a scenario file that did would
+    see the two overlap).
     """
     return (yield from iomap_dio_rw(k, src, lblk, vma, index, is_async))
 
