@@ -71,16 +71,20 @@ UPSTREAM_6_4 = Stack(
     ),
 )
 
+#: What v6.5 runs against the race but its ban on writable long-term pins:
+#: the base of ``upstream-6.5`` and of the proposals made against v6.x
+#: (``wait_for_unpin``), so that a mechanism is added to all of them at once.
+V6_5_BASE = (
+    FollPin(),
+    DioPin(),
+    ReclaimSkipPinned(),
+    Ext4WarnAndDrop(),
+    NoWritepage(),
+    IomapDio(),
+)
+
 UPSTREAM_6_5 = Stack(
-    (
-        LongtermWriteBan(),
-        FollPin(),
-        DioPin(),
-        ReclaimSkipPinned(),
-        Ext4WarnAndDrop(),
-        NoWritepage(),
-        IomapDio(),
-    ),
+    (LongtermWriteBan(), *V6_5_BASE),
     name="upstream-6.5",
     summary="upstream-6.4 + pinned DIO + writable long-term pins refused",
     status="merged",
@@ -108,7 +112,7 @@ UPSTREAM_6_5 = Stack(
 #: pageout window, shows on the model's ext4; the tests and the preemption
 #: benchmark register it for themselves.
 PINNED_DIO_WITH_WRITEPAGE = Stack(
-    (FollPin(), DioPin(), ReclaimSkipPinned(), Ext4WarnAndDrop(), IomapDio()),
+    tuple(p for p in V6_5_BASE if not isinstance(p, NoWritepage)),
     name="pinned-dio-with-writepage",
     summary="v6.5's pins and reclaim check, with reclaim's ->writepage kept",
     status="counterfactual",

@@ -31,12 +31,7 @@ from mmsim.fs import SyncMode
 from mmsim.gup import page_maybe_dma_pinned
 from mmsim.policy import Objection, Stack
 from mmsim.strategies._gup_count import GupCounting, gup_count
-from mmsim.strategies.dio_pin import DioPin
-from mmsim.strategies.ext4_warn_and_drop import Ext4WarnAndDrop
-from mmsim.strategies.foll_pin import FollPin
-from mmsim.strategies.iomap_dio import IomapDio
-from mmsim.strategies.no_writepage import NoWritepage
-from mmsim.strategies.reclaim_skip_pinned import ReclaimSkipPinned
+from mmsim.strategies.stacks import V6_5_BASE
 
 if TYPE_CHECKING:
     from mmsim.engine import Path
@@ -80,15 +75,7 @@ class WaitForUnpin(GupCounting):
 
 
 WAIT_FOR_UNPIN = Stack(
-    (
-        WaitForUnpin(),
-        FollPin(),
-        DioPin(),
-        ReclaimSkipPinned(),
-        Ext4WarnAndDrop(),
-        NoWritepage(),
-        IomapDio(),
-    ),
+    (WaitForUnpin(), *V6_5_BASE),
     name="wait-for-unpin",
     summary=WaitForUnpin.summary,
     status=WaitForUnpin.status,
