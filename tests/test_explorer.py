@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -367,13 +368,84 @@ def test_parallel_search_equals_serial(
 def test_tabled_parallel_search_equals_serial(
     pool: ProcessPoolExecutor, prog: Any, bad: int
 ) -> None:
-    """Each worker learns its own tables: the same search as in one process."""
+    """Workers learn tables and take each other's: the same search as in one
+    process."""
     make = ToyFactory(*prog, bad=bad)
     serial = explore(make, leaf_key=_leaf, table_steps=True)
     parallel = explore(
         make, leaf_key=_leaf, executor=pool, batch_size=1, table_steps=True
     )
     _same_search(parallel, serial, make)
+
+
+def test_tabled_kernel_search_on_a_pool_equals_serial(
+    pool: ProcessPoolExecutor,
+) -> None:
+    """The kernel model, whose levels are large enough to go to the workers
+    (the toy programs' mostly stay in the searching process), which take each
+    other's tabled steps: the same search as in one process."""
+    from mmsim._api import machine_factory
+
+    make, _, _ = machine_factory("dio/001", "baseline")
+    serial = explore(make, table_steps=True)
+    parallel = explore(make, executor=pool, table_steps=True)
+    _same_search(parallel, serial, make)
+
+
+def test_tabled_steps_learnt_in_one_process_serve_another() -> None:
+    """What one process tabled (steps, with what each found, met and reached;
+    and waits) another takes, its own extras numbered differently, and composes
+    the same children from, replaying only the runs that end there."""
+    from mmsim._api import machine_factory
+    from mmsim.explorer import _TABLES, _Expander, _start
+
+    make, _, _ = machine_factory("dio/001", "baseline")
+    root = _start(make, Bounds(), True, None, True, table_steps=True)
+    learner = _Expander(make, None, tabled=True, token="learner", share=True)
+    levels = []
+    nodes = root.level
+    seen = {root.graph.root}
+    found = False
+    while not found:
+        # Breadth first to the seed race's first violation (15 steps).
+        batch = learner(nodes)
+        levels.append((nodes, batch))
+        expanded, nodes = nodes, []
+        for node, exp in zip(expanded, batch.expansions, strict=True):
+            for ch in exp.children:
+                found = found or bool(ch.found or ch.end)
+                if ch.status == "running" and ch.key not in seen:
+                    seen.add(ch.key)
+                    schedule = node[1] + bytes((ch.tid,))
+                    nodes.append((ch.key, schedule, ch.last, ch.preemptions, ch.state))
+    learnt_extras = list(_TABLES[0].extras)
+    shared = tuple(
+        (n, batch.learnt._replace(origin=("elsewhere", 0)))
+        for n, (_, batch) in enumerate(levels)
+        if batch.learnt is not None
+    )
+    # The taker tables the deepest level first, for itself: its extras come
+    # in another order than the learner's.
+    taker = _Expander(make, None, tabled=True, token="taker")
+    taker(levels[-1][0])
+    taker = attrs.evolve(taker, shared=shared)
+    for nodes, learnt in levels:
+        took = taker(nodes)
+        assert took.expansions == learnt.expansions
+        assert (took.positions, took.events) == (learnt.positions, learnt.events)
+        assert took.code == learnt.code
+        # A run that ends needs its machine (the final sync and the end-of-run
+        # oracles), unless an oops on the edge stopped it.
+        ends = sum(
+            ch.status != "running" and not any(v.fatal for v in ch.found)
+            for ex in learnt.expansions
+            for ch in ex.children
+        )
+        assert took.replays == ends
+    # The test's premise: the two processes number their extras differently.
+    assert _TABLES[0].token == "taker"
+    assert _TABLES[0].extras != learnt_extras
+    assert set(_TABLES[0].extras) == set(learnt_extras)
 
 
 @settings(deadline=None)
