@@ -351,21 +351,48 @@ def _frame_plan(
     code: types.CodeType, f_lasti: int, dead_variables: bool
 ) -> tuple[tuple[int, int], tuple[str | None, ...]]:
     """How a frame of ``code`` suspended at ``f_lasti`` enters a position: its
-    code's id and yield offset, then each local by name (None: dead, left out).
+    code's id and which of its yields it stands at, then each local by name
+    (None: dead, left out).
 
     The locals go by the code's own list of names, not in ``f_locals``' order:
     that dict is kept on the frame, and a local unbound when it was last read
     comes back at its end, so its order depends on the history of the run, and
     equal states would look different. A dead local cannot change what the task
     does from here on: two states that differ only there have the same futures.
+
+    A position must not depend on how this process compiled the model, for
+    processes compare positions: pytest rewrites the asserts of the packages
+    its plugins come from (mmsim's among them), which moves the yields'
+    offsets and adds locals (``@py_assert1``, names no source can write),
+    while a worker that imports mmsim afresh (a Dask worker, a pool started
+    by spawn or forkserver) runs the plain bytecode. So a yield goes by its
+    number, not its offset, and the rewriter's locals are left out.
     """
     lasti = yield_offset(code, f_lasti)
     _check_no_hidden_state(code, lasti)
     dead = dead_locals(code, lasti) if dead_variables else frozenset()
     names = code.co_varnames + code.co_cellvars + code.co_freevars
-    return (_code_id(code), lasti), tuple(
-        None if name in dead else name for name in names
+    return (_code_id(code), _yield_number(code, lasti)), tuple(
+        None if name in dead else name for name in names if not name.startswith("@")
     )
+
+
+def _yield_number(code: types.CodeType, offset: int) -> int:
+    """Which of ``code``'s yields stands at ``offset`` (0 for the first), or
+    -1 for a generator not started yet."""
+    numbers = _YIELD_NUMBERS.get(code)
+    if numbers is None:
+        numbers = _YIELD_NUMBERS[code] = {
+            ins.offset: n
+            for n, ins in enumerate(
+                ins for ins in _instructions(code) if ins.opname == "YIELD_VALUE"
+            )
+        }
+    return numbers.get(offset, -1)
+
+
+#: _yield_number's answers: each yield's number, by code object and offset.
+_YIELD_NUMBERS: dict[types.CodeType, dict[int, int]] = {}
 
 
 #: _frame_plan's answers, by code object, f_lasti and dead_variables.

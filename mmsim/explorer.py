@@ -1892,7 +1892,10 @@ def _model_digest() -> str:
     made under another digest. The version number would not do: an edited
     checkout keeps it. The digest names each file by its module, so an editable
     install and a wheel of the same source agree. Third-party policies and
-    scenarios are not in it.
+    scenarios are not in it. Nor is pytest's rewriting of the asserts, which
+    positions do not see (:func:`~mmsim.engine._frame_plan`); but the bytecode
+    version and ``-O`` are: they change the bytecode positions are read from,
+    and ``-O`` drops the model's own asserts.
     """
     global _DIGEST
     if _DIGEST is None:
@@ -1908,6 +1911,7 @@ def _model_digest() -> str:
                 # A wheel installs the strategies inside the package: count them once.
                 sources.setdefault(module, f.read_bytes())
         h = hashlib.blake2b(digest_size=8)
+        h.update(f"{sys.implementation.cache_tag} -O{sys.flags.optimize}\0".encode())
         for module, text in sorted(sources.items()):
             h.update(module.encode() + b"\0" + len(text).to_bytes(8, "big") + text)
         _DIGEST = h.hexdigest()

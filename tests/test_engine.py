@@ -190,6 +190,53 @@ def test_dead_locals_are_left_out_of_the_position() -> None:
     assert three.snapshot() != one.snapshot()
 
 
+_MODEL = """\
+def path(k):
+    x = k + 1
+    assert x > 0, x
+    yield
+    y = x * 2
+    assert y > x, (x, y)
+    yield
+    return y
+"""
+
+
+def test_a_position_does_not_see_pytest_rewriting_the_asserts() -> None:
+    """pytest rewrites the asserts of mmsim (the package of one of its
+    plugins) in the process that runs the tests, not in a worker that imports
+    mmsim afresh: both must see one position where the model stands alike."""
+    import ast
+
+    from _pytest.assertion.rewrite import rewrite_asserts
+
+    plain: dict[str, Any] = {}
+    exec(compile(_MODEL, "model.py", "exec"), plain)
+    tree = ast.parse(_MODEL)
+    rewrite_asserts(tree, _MODEL.encode(), "model.py")
+    rewritten: dict[str, Any] = {}
+    exec(compile(tree, "model.py", "exec"), rewritten)
+    # The premise: the rewritten bytecode has other offsets and more locals.
+    assert plain["path"].__code__.co_code != rewritten["path"].__code__.co_code
+    assert any(n.startswith("@") for n in rewritten["path"].__code__.co_varnames)
+
+    class One(Machine):
+        def __init__(self, path: Any) -> None:
+            super().__init__()
+            self.spawn("t", "t", path(1))
+
+        def state_snapshot(self) -> tuple[int, ...]:
+            return ()
+
+    a, b = One(plain["path"]), One(rewritten["path"])
+    for _ in range(3):
+        assert a.snapshot() == b.snapshot()
+        a.step(0)
+        b.step(0)
+    assert a.snapshot() == b.snapshot()
+    assert a.tasks[0].done
+
+
 def test_a_discarded_kernel_leaves_no_cycle_for_the_collector() -> None:
     """A search discards thousands of machines a second: each must be freed by
     reference counting, not left for the cyclic garbage collector."""

@@ -1071,7 +1071,8 @@ def test_starvation_needs_the_condition_to_come_and_go() -> None:
 
 def test_a_dask_cluster_gives_the_same_search() -> None:
     """The documented way to search on a cluster: the same verdicts, state count
-    and counterexamples as in one process, for a kernel scenario."""
+    and counterexamples as in one process, for a kernel scenario; and with
+    tabled steps, which the workers share through the cluster."""
     distributed = pytest.importorskip("distributed")
     from mmsim._api import machine_factory
 
@@ -1084,9 +1085,11 @@ def test_a_dask_cluster_gives_the_same_search() -> None:
         distributed.Client(cluster) as client,
     ):
         on_dask = explore(make, executor=client.get_executor())
+        tabled = explore(make, executor=client.get_executor(), table_steps=True)
     assert on_dask.stats.states == serial.stats.states
     assert on_dask.stats.transitions == serial.stats.transitions
     assert on_dask.oracles == serial.oracles
+    _same_search(tabled, explore(make, table_steps=True), make)
 
 
 class _EverySlot:
