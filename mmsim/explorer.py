@@ -1054,16 +1054,13 @@ class _Tables:
         sfp2 = fingerprint(m.state_snapshot())
         # The slots past the child's last are finished: cut, not changed.
         changes = tuple((t, q) for t, q in enumerate(pfps2) if t >= n or q != pfps[t])
-        code = self.code
-        for co, _ in reached:
+        code, ids = self.code, set()
+        for co, offset in reached:
             cid = _code_id(co)
             if cid not in code:
                 code[cid] = _describe(co)
-        extra = (
-            found,
-            frozenset(events),
-            frozenset((_code_id(co), offset) for co, offset in reached),
-        )
+            ids.add((cid, offset))
+        extra = (found, frozenset(events), frozenset(ids))
         return _STEP.pack(sfp2, len(pfps2), self.index(extra)) + b"".join(
             _CHANGE.pack(t, q) for t, q in changes
         )
