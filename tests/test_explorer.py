@@ -407,7 +407,7 @@ def test_tabled_steps_learnt_in_one_process_serve_another() -> None:
     seen = {root.graph.root}
     found = False
     while not found:
-        # Breadth first to the seed race's first violation (15 steps).
+        # Breadth first, to the first level where a violation is found.
         batch = learner(nodes)
         levels.append((nodes, batch))
         expanded, nodes = nodes, []
