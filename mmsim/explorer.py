@@ -1581,7 +1581,8 @@ def _explore(
             cut(f"max_steps={bounds.max_steps}")
             stats.executions += len(search.level)
             break
-        size = batch_size or _batch_size(len(search.level), executor)
+        at_once = _workers(executor) if executor is not None else 1
+        size = batch_size or _batch_size(len(search.level), executor, at_once)
         batches = [
             search.level[i : i + size] for i in range(0, len(search.level), size)
         ]
@@ -1595,7 +1596,9 @@ def _explore(
         )
         if expander.share:
             before_level, this_level = tuple(this_level), []
-        results = _run_batches(expander, batches, executor, live, timeout, before_level)
+        results = _run_batches(
+            expander, batches, executor, live, timeout, before_level, at_once
+        )
         # A Ctrl-C anywhere here finds the search whole: a batch is merged in
         # full (the signal waits) or not at all (its states stay to expand).
         try:
@@ -1821,16 +1824,35 @@ def _fresh(
     return m
 
 
-def _batch_size(n: int, executor: Executor | None) -> int:
+def _batch_size(n: int, executor: Executor | None, workers: int) -> int:
     if executor is None:
         return max(1, min(256, n))
-    return max(1, min(256, -(-n // (4 * _workers(executor)))))
+    return max(1, min(256, -(-n // (4 * workers))))
 
 
 def _workers(executor: Executor) -> int:
-    """How many workers ``executor`` has (a process pool says; else 2)."""
-    workers: int = getattr(executor, "_max_workers", 2) or 2
-    return workers
+    """How many batches ``executor`` runs at once: a process or thread pool's
+    workers; a Dask cluster's threads, asked at each level, as its workers come
+    and go; else 2.
+
+    The batches of a level are sized to give each about four, and the shared
+    tables ride on the first two each: had a cluster of sixteen been taken for
+    two, a level of a thousand states would have gone out as eight batches,
+    and half the cluster would have sat idle.
+    """
+    pool = getattr(executor, "_max_workers", None)
+    if isinstance(pool, int) and pool > 0:
+        return pool
+    # distributed's ClientExecutor keeps its Client there (no public accessor).
+    nthreads = getattr(getattr(executor, "_client", None), "nthreads", None)
+    if callable(nthreads):
+        try:
+            threads = sum(nthreads().values())
+        except Exception:  # a scheduler that cannot say: the batches wait for it
+            threads = 0
+        if isinstance(threads, int) and threads > 0:
+            return threads
+    return 2
 
 
 def _run_batches(
@@ -1840,6 +1862,7 @@ def _run_batches(
     live: dict[bytes, Machine],
     timeout: float | None = None,
     shared: _Shared = (),
+    workers: int = 2,
 ) -> Generator[_Batch, None, None]:
     """Expand ``batches`` here or on ``executor``; with ``shared``, the other
     processes' tabled steps go with the batches first handed out."""
@@ -1856,7 +1879,7 @@ def _run_batches(
     # Each worker takes what it lacks once, from the first batch it gets: a
     # pool hands the batches out in order, so the first two per worker reach
     # every worker (very likely; a worker that misses them only replays more).
-    first = 2 * _workers(executor) if shared else 0
+    first = 2 * workers if shared else 0
     carrying = attrs.evolve(expander, shared=shared)
     expanders = [carrying if i < first else expander for i in range(len(batches))]
     yield from executor.map(_expand, expanders, batches, timeout=timeout)

@@ -1092,6 +1092,36 @@ def test_a_dask_cluster_gives_the_same_search() -> None:
     _same_search(tabled, explore(make, table_steps=True), make)
 
 
+def test_a_level_is_cut_into_batches_for_every_worker_the_executor_has() -> None:
+    """A level goes out as about four batches per worker, and the shared tables
+    ride on two per worker: both need the executor's true width, a Dask
+    cluster's included (its executor does not say it as a pool does)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mmsim.explorer import _batch_size, _workers
+
+    distributed = pytest.importorskip("distributed")
+
+    class Opaque(Executor):
+        pass
+
+    with ThreadPoolExecutor(5) as threads:
+        assert _workers(threads) == 5
+    assert _workers(ProcessPoolExecutor(3)) == 3  # no process starts until used
+    assert _workers(Opaque()) == 2  # unknown: the two cores the issue names
+    with (
+        distributed.LocalCluster(
+            n_workers=3, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        executor = client.get_executor()
+        width = _workers(executor)
+        size = _batch_size(1000, executor, width)
+    assert width == 6
+    assert len(range(0, 1000, size)) >= 4 * width
+
+
 class _EverySlot:
     """A kernel scenario's machine builder with the finished-slots reduction
     off (picklable, for a process pool)."""
