@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.conftest import Record
 from mmsim._api import machine_factory
 from mmsim.explorer import Bounds, explore
 from mmsim.report import cells
@@ -61,7 +62,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> tuple[float, str]:
 
 
 def test_seed_race_shortest_counterexample_from_the_cli(
-    benchmark: Any, tmp_path: Path
+    benchmark: Any, tmp_path: Path, goal: Record
 ) -> None:
     """Goal: under 0.5 s from the command line, process start included, with the
     shortest counterexample printed (SPIN: about 1.8 s, 35 steps).
@@ -103,6 +104,12 @@ def test_seed_race_shortest_counterexample_from_the_cli(
         f"(goal 0.5s; {compiling:.2f}s in the run that compiled the bytecode); "
         f"Python start and importing pydantic alone: {floor:.2f}s "
         f"({wall / floor:.1f}x)"
+    )
+    goal(
+        "seed race from the command line, shortest counterexample printed",
+        "under 0.5 s (SPIN: 1.8 s)",
+        f"median {wall:.2f} s of {rounds} runs, 15 steps",
+        wall < 0.5,
     )
 
 
@@ -151,7 +158,9 @@ def _search(
     return result
 
 
-def test_defer_release_two_readers_two_requests_two_flushers(benchmark: Any) -> None:
+def test_defer_release_two_readers_two_requests_two_flushers(
+    benchmark: Any, goal: Record
+) -> None:
     """Goal: defer-release proved (Never) on 2 readers x 2 requests with two
     flushers in under 5 s (SPIN: about 1.8 s, 454 thousand states). The search
     runs to its end, on both cores, so that the time to the proof is measured,
@@ -184,9 +193,16 @@ def test_defer_release_two_readers_two_requests_two_flushers(benchmark: Any) -> 
         f"{result['seconds'] / replayed['seconds']:.2f}x the time, "
         f"{result['peak_mib'] / replayed['peak_mib']:.2f}x the peak memory"
     )
+    goal(
+        "defer-release proved on 2x2, two flushers",
+        "under 5 s (SPIN: 1.8 s)",
+        f"{result['verdict']}, {result['states']:,} states, "
+        f"{result['seconds']:.1f} s on {jobs} processes",
+        _proved(result, 5.0),
+    )
 
 
-def test_growth_table(benchmark: Any) -> None:
+def test_growth_table(benchmark: Any, goal: Record) -> None:
     """Distinct states, executions, wall time and peak memory against the size
     (readers x requests, two flushers), under defer-release, with tabled steps
     on both cores (as the 3x3 goal has it), so the growth is visible (SPIN at
@@ -212,10 +228,26 @@ def test_growth_table(benchmark: Any) -> None:
         )
     benchmark.extra_info["table"] = rows
     print("\n" + "\n".join(lines))
+    big = rows[-1]
+    goal(
+        "defer-release proved on 3x3, two flushers",
+        f"under {BUDGET_S:g} s and {BUDGET_MIB / 1024:g} GiB (SPIN: 44 s, 2.1 GB)",
+        f"{big['verdict']}, {big['states']:,} states, {big['seconds']:.1f} s, "
+        f"{big['peak_mib']:.0f} MiB"
+        + ("" if big["complete"] else ", cut by " + ", ".join(big["cut_by"])),
+        _proved(big, BUDGET_S) and big["peak_mib"] < BUDGET_MIB,
+    )
+
+
+def _proved(row: dict[str, Any], seconds: float) -> bool:
+    """Whether a :func:`_search` row is a complete proof (Never) within ``seconds``."""
+    return bool(
+        row["complete"] and row["verdict"] == "Never" and row["seconds"] < seconds
+    )
 
 
 def test_preemption_bounds_and_random_walk(
-    benchmark: Any, monkeypatch: pytest.MonkeyPatch
+    benchmark: Any, monkeypatch: pytest.MonkeyPatch, goal: Record
 ) -> None:
     """Races under preemption bounds 0..2, and the runs a uniform random walk
     needs on the seed race (goal: a median of at most 4).
@@ -263,6 +295,20 @@ def test_preemption_bounds_and_random_walk(
         f"seed race, uniform random: median {median} runs over seeds "
         f"{seeds.start}..{seeds.stop - 1}"
     )
+    seed = found["seed race (baseline)"]
+    violated = ("Sometimes", "Always")
+    goal(
+        "the seed race needs exactly two preemptions",
+        "bound 1 finds nothing, bound 2 finds it",
+        ", ".join(f"bound {b}: {v}" for b, v in seed.items()),
+        seed[1] not in violated and seed[2] in violated,
+    )
+    goal(
+        "uniform random walk on the seed race",
+        "a median of at most 4 runs",
+        f"median {median} runs over {len(runs)} seeds",
+        median <= 4,
+    )
 
 
 def _steps_show_a_violation(report: Any, cell: tuple[str, str, str]) -> bool:
@@ -283,7 +329,7 @@ def _steps_show_a_violation(report: Any, cell: tuple[str, str, str]) -> bool:
     )
 
 
-def test_portfolio_against_uniform_random(benchmark: Any) -> None:
+def test_portfolio_against_uniform_random(benchmark: Any, goal: Record) -> None:
     """On the cell where uniform random scheduling needs the most runs, the
     portfolio (random, PCT, swarm) against uniform random alone, same seeds.
 
@@ -337,9 +383,16 @@ def test_portfolio_against_uniform_random(benchmark: Any) -> None:
         f"portfolio median {figures['portfolio_median']} "
         f"(mean {figures['portfolio_mean']:.1f})"
     )
+    goal(
+        f"portfolio on the hardest cell ({cell[0]} on {cell[2]})",
+        "fewer runs than uniform random",
+        f"median {figures['portfolio_median']} against "
+        f"{figures['uniform_median']} runs, {nseeds} seeds",
+        figures["portfolio_median"] < figures["uniform_median"],
+    )
 
 
-def test_parallel_speedup(benchmark: Any) -> None:
+def test_parallel_speedup(benchmark: Any, goal: Record) -> None:
     """The same search serial and on a 2-process pool: the same states, and the
     speed-up (goal: at least 1.7x on 2 cores). The search is one worth sharing
     (two readers: about 12,600 states, 8 s serial); one of a few seconds gains
@@ -370,4 +423,10 @@ def test_parallel_speedup(benchmark: Any) -> None:
         f"\ndio/001 defer-release {params or ''}: {serial.stats.states:,} states; "
         f"serial {serial_s:.2f}s, {jobs} processes {times[0]:.2f}s "
         f"(speed-up {speedup:.2f}x)"
+    )
+    goal(
+        "parallel search on 2 cores",
+        "at least 1.7x faster",
+        f"{speedup:.2f}x ({serial.stats.states:,} states, {jobs} processes)",
+        speedup >= 1.7,
     )
