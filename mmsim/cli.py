@@ -283,8 +283,8 @@ def _dask_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _positive(text: str) -> int:
-    value = _natural(text)
-    if value == 0:
+    value = _whole(text)
+    if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
 
@@ -348,11 +348,15 @@ def _above_zero(text: str) -> float:
     return value
 
 
-def _natural(text: str) -> int:
+def _whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _natural(text: str) -> int:
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text}")
     return value

@@ -137,6 +137,9 @@ def test_json_replays_to_the_same_violation(
         (["check", "dio/001", "--max-memory", "-5"], "--max-memory: must be above 0"),
         (["check", "dio/001", "--jobs", "100000"], "--jobs: at most"),
         (["compare", "--jobs", "100000"], "--jobs: at most"),
+        # A count of one or more says so, whichever side of it the value falls.
+        (["check", "dio/001", "--jobs", "-1"], "--jobs: must be at least 1, not -1"),
+        (["check", "dio/001", "--runs", "0"], "--runs: must be at least 1, not 0"),
         # Before the search, not when it is saved at its end.
         (
             ["check", "dio/001", "--checkpoint", "/nonexistent/dir/search.ckpt"],
