@@ -1847,12 +1847,18 @@ def _workers(executor: Executor) -> int:
     nthreads = getattr(getattr(executor, "_client", None), "nthreads", None)
     if callable(nthreads):
         try:
-            threads = sum(nthreads().values())
+            # Bounded: a scheduler gone silent must not hold the search here,
+            # past its time budget, which only the batches' wait enforces.
+            threads = sum(nthreads(callback_timeout=_ASK_DASK_S).values())
         except Exception:  # a scheduler that cannot say: the batches wait for it
             threads = 0
         if isinstance(threads, int) and threads > 0:
             return threads
     return 2
+
+
+#: How long :func:`_workers` waits for a Dask scheduler to say its threads.
+_ASK_DASK_S = 5.0
 
 
 def _run_batches(

@@ -1109,6 +1109,19 @@ def test_a_level_is_cut_into_batches_for_every_worker_the_executor_has() -> None
         assert _workers(threads) == 5
     assert _workers(ProcessPoolExecutor(3)) == 3  # no process starts until used
     assert _workers(Opaque()) == 2  # unknown: the two cores the issue names
+
+    class Silent:
+        def nthreads(self, **kwargs: Any) -> dict[str, int]:
+            raise TimeoutError("the scheduler did not answer")
+
+    class Empty:
+        def nthreads(self, **kwargs: Any) -> dict[str, int]:
+            return {}
+
+    for client in (Silent(), Empty()):  # a cluster that cannot say, or has none
+        unknown = Opaque()
+        unknown._client = client  # type: ignore[attr-defined]
+        assert _workers(unknown) == 2
     with (
         distributed.LocalCluster(
             n_workers=3, threads_per_worker=2, processes=False, dashboard_address=None
