@@ -129,9 +129,9 @@ class _Tracked:
         self.slot.__delete__(obj)
 
 
-def _instrument(monkeypatch: pytest.MonkeyPatch) -> tuple[_Footprint, list[Any]]:
-    """Instrument the model (undone by ``monkeypatch``); returns the footprint
-    recorder and the list each learnt step's key is appended to."""
+def _instrument(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Instrument the model (undone by ``monkeypatch``); returns the list each
+    learnt step's footprint key is appended to."""
     fp = _Footprint()
     keys: list[Any] = []
     for cls in _SHARED:
@@ -185,7 +185,7 @@ def _instrument(monkeypatch: pytest.MonkeyPatch) -> tuple[_Footprint, list[Any]]
 
     monkeypatch.setattr(engine.Machine, "step", step)
     monkeypatch.setattr(explorer._Tables, "step", learn)
-    return fp, keys
+    return keys
 
 
 def test_steps_a_footprint_table_would_learn(
@@ -203,7 +203,7 @@ def test_steps_a_footprint_table_would_learn(
             )
             plain = explore(make, Bounds(), table_steps=True)
             with monkeypatch.context() as patch:
-                _, keys = _instrument(patch)
+                keys = _instrument(patch)
                 traced = explore(make, Bounds(), table_steps=True)
                 learnt = len(explorer._TABLES[0].steps)
             assert (traced.verdict, traced.stats.states) == (
