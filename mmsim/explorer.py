@@ -15,7 +15,8 @@ Reductions, each sound and each checked against brute force by the tests:
 * **State caching.** A state is a 64-bit fingerprint (BLAKE2b of the marshalled
   snapshot: the shared model state plus, for every task, its generator frames and
   locals). Two machines with equal snapshots have equal futures, so a revisited
-  state is not expanded again. A fingerprint collision could merge two distinct
+  state is not expanded again (and, in the searching process, a run that ends
+  there is not settled again). A fingerprint collision could merge two distinct
   states; with ``n`` states its probability is below ``n*n / 2**65`` (hash
   compaction, as SPIN's), which the statistics report. The state graph the
   verdicts need is kept packed, 13 bytes an edge (:data:`_EDGE`): on
@@ -324,6 +325,11 @@ def _key(
 #: Marks the key of a state a fatal violation stopped (:func:`_key`).
 _STOPPED = -7
 
+#: The status of a child the searching process already holds as a state, with
+#: no more preemptions (:func:`_revisit`): a revisit, whose waits, end and
+#: state were not computed again.
+_KNOWN = "known"
+
 
 # -- expanding states (in this process or in a worker) --------------------------------
 
@@ -345,7 +351,8 @@ class _Child(NamedTuple):
     ``place`` is the canonical place of the task that ran (the edge's label),
     ``tid`` its concrete id (for the child's schedule). ``smap`` maps the source's
     canonical places to the child's when symmetry moved them (None: identity).
-    ``status`` is ``running``, ``finished`` or ``stopped``; ``end`` holds the
+    ``status`` is ``running``, ``finished``, ``stopped`` or, for a child the
+    searching process already holds, :data:`_KNOWN`; ``end`` holds the
     violations found while the run ended, ``pins`` the tasks asleep in a wait for
     pins (canonical place, may run now).
     """
@@ -429,12 +436,16 @@ class _Expander:
         nodes: list[_Node],
         machines: list[Machine | None] | None = None,
         keep: int = 0,
+        known: dict[int, int] | None = None,
     ) -> _Batch:
         """Expand ``nodes``. ``machines``, in the searching process, holds for
         some nodes the machine that reached them, which saves their first
         child a replay; the batch then hands back the machines of up to
         ``keep`` of its children that are still running (few: every machine
-        alive at once is more work for the garbage collector)."""
+        alive at once is more work for the garbage collector). ``known``, in
+        the searching process, is the search's visited states (with their
+        fewest preemptions): a child the merge will count as a revisit comes
+        back as its edge only (:func:`_revisit`)."""
         replays = replayed = 0
         reached: set[tuple[types.CodeType, int]] = set()
         events: set[str] = set()
@@ -442,7 +453,8 @@ class _Expander:
         live: list[tuple[Machine | None, ...]] = []
         bounded = self.preemption_bound is not None
         if self.tabled:
-            return self._expand_tabled(nodes, machines, keep)
+            return self._expand_tabled(nodes, machines, keep, known)
+        emitted: dict[int, int] = {}
         for i, (_, schedule, last, preemptions, _) in enumerate(nodes):
             held = machines[i] if machines is not None else None
             if held is None:
@@ -495,6 +507,16 @@ class _Expander:
                 )
                 place = slot[tid] if slot is not None else tid
                 smap = _compose(slot, child_slot, len(m.tasks))
+                if _revisit(known, emitted, child_key, p):
+                    m.events_seen = m.steps_seen = None
+                    m.discard()
+                    kept.append(None)
+                    children.append(
+                        _held(place, tid, child_key, found, now_last, p, smap)
+                    )
+                    if self.stop_on_first and found:
+                        break
+                    continue
                 pins = tuple(
                     (child_slot[t] if child_slot is not None else t, ok)
                     for t, ok in m.pin_waiters()
@@ -558,11 +580,13 @@ class _Expander:
         nodes: list[_Node],
         machines: list[Machine | None] | None,
         keep: int,
+        known: dict[int, int] | None = None,
     ) -> _Batch:
         """:meth:`__call__` from the tables: a node's children are composed
         from tabled steps, and a machine is replayed only for a step not yet
         tabled, for a task whose wait the tables do not know yet, and where a
-        run ends (the final sync and the end-of-run oracles run on it)."""
+        run ends (the final sync and the end-of-run oracles run on it), unless
+        the search holds that state already (:func:`_revisit`)."""
         tables = _Tables.of(self)
         tables.sharing = self.share
         tables.take(self.shared)
@@ -576,6 +600,9 @@ class _Expander:
         events: set[str] = set()
         out = []
         live: list[tuple[Machine | None, ...]] = []
+        emitted: dict[int, int] = {}  # see :func:`_revisit`
+        # The extras whose events and yield points are counted already.
+        met: set[int] = set()
 
         def replay(schedule: bytes) -> Machine:
             nonlocal replays, replayed
@@ -616,17 +643,13 @@ class _Expander:
                 sfp2, n2, extra = _STEP.unpack_from(step)
                 found, step_events, step_reached = tables.extras[extra]
                 changes = _CHANGE.iter_unpack(step[_STEP.size :])
-                events |= step_events
-                reached |= step_reached
+                if extra not in met:  # a few extras serve most steps
+                    met.add(extra)
+                    events |= step_events
+                    reached |= step_reached
                 pfps2 = pfps[:n2] + [fin] * (n2 - n)
                 for t, q in changes:
                     pfps2[t] = q
-                tail2 = _tail(sfp2, pfps2)
-                waits2 = tables.waits(pfps2, tail2)
-                if waits2 is None:
-                    if cm is None:
-                        cm = replay(schedule + bytes((tid,)))
-                    waits2 = tables.learn(cm, pfps2, tail2)
                 now_last = -1 if tid >= n2 or pfps2[tid] == fin else tid
                 child_pfps, child_slot = tables.canonical(pfps2)
                 fatal = any(v.fatal for v in found)
@@ -638,6 +661,22 @@ class _Expander:
                 )
                 place = slot[tid] if slot is not None else tid
                 smap = _compose(slot, child_slot, max(n, n2, tables.span))
+                if _revisit(known, emitted, child_key, p):
+                    if cm is not None:
+                        cm.discard()
+                    kept.append(None)
+                    children.append(
+                        _held(place, tid, child_key, found, now_last, p, smap)
+                    )
+                    if self.stop_on_first and found:
+                        break
+                    continue
+                tail2 = _tail(sfp2, pfps2)
+                waits2 = tables.waits(pfps2, tail2)
+                if waits2 is None:
+                    if cm is None:
+                        cm = replay(schedule + bytes((tid,)))
+                    waits2 = tables.learn(cm, pfps2, tail2)
                 pins = tuple(
                     (child_slot[t] if child_slot is not None else t, w[0])
                     for t, w in enumerate(waits2)
@@ -713,6 +752,46 @@ class _Expander:
             machines,
             tables.export() if self.share else None,
         )
+
+
+def _revisit(
+    known: dict[int, int] | None, emitted: dict[int, int], key: int, preemptions: int
+) -> bool:
+    """Whether the merge will take a child of ``key``, reached with
+    ``preemptions``, for a revisit: the search holds it (``known``, its visited
+    states, passed in the searching process only) or an earlier child of the
+    batch was handed back with it (``emitted``, kept here; the merge takes a
+    batch's children in order), with no more preemptions.
+
+    Such a child is handed back as its edge only (:func:`_held`): the merge
+    reads no more of a revisit, and its run's end was judged, and its final
+    sync's steps and events counted, where the state was first reached. Most
+    children are such (on ``dio/001`` under defer-release with two readers,
+    about 70%): a replaying search then runs no final sync for them, and a
+    tabled one computes no waits and replays no run that ends there.
+    """
+    if known is None:
+        return False
+    seen = emitted.get(key)
+    if seen is None:
+        seen = known.get(key)
+    if seen is not None and seen <= preemptions:
+        return True
+    emitted[key] = preemptions
+    return False
+
+
+def _held(
+    place: int,
+    tid: int,
+    key: int,
+    found: tuple[Violation, ...],
+    last: int,
+    preemptions: int,
+    smap: tuple[int, ...] | None,
+) -> _Child:
+    """A child the search holds (:func:`_revisit`): its edge, and no end."""
+    return _Child(place, tid, key, found, _KNOWN, (), last, preemptions, (), smap, None)
 
 
 def _coverage(
@@ -1169,9 +1248,23 @@ def _compose(
     src: tuple[int, ...] | None, dst: tuple[int, ...] | None, n: int
 ) -> tuple[int, ...] | None:
     """Where the task at each canonical place of the source stands in the child:
-    ``dst[src^-1[place]]`` (None when that is the identity)."""
+    ``dst[src^-1[place]]`` (None when that is the identity). Remembered: a
+    search meets few pairs of permutations, on nearly every edge."""
     if src is None and dst is None:
         return None
+    key = (src, dst, n)
+    try:
+        return _COMPOSED[key]
+    except KeyError:
+        if len(_COMPOSED) >= _COMPOSED_MAX:
+            _COMPOSED.clear()
+        out = _COMPOSED[key] = _composed(src, dst, n)
+        return out
+
+
+def _composed(
+    src: tuple[int, ...] | None, dst: tuple[int, ...] | None, n: int
+) -> tuple[int, ...] | None:
     inverse = list(range(n))
     if src is not None:
         for tid, place in enumerate(src):
@@ -1181,6 +1274,13 @@ def _compose(
         for p in range(n)
     )
     return None if out == tuple(range(n)) else out
+
+
+_COMPOSED: dict[
+    tuple[tuple[int, ...] | None, tuple[int, ...] | None, int], tuple[int, ...] | None
+] = {}
+#: Bounds :data:`_COMPOSED` (many tasks in large groups could meet many pairs).
+_COMPOSED_MAX = 4096
 
 
 def _describe(co: types.CodeType) -> _Code:
@@ -1597,7 +1697,14 @@ def _explore(
         if expander.share:
             before_level, this_level = tuple(this_level), []
         results = _run_batches(
-            expander, batches, executor, live, timeout, before_level, at_once
+            expander,
+            batches,
+            executor,
+            live,
+            timeout,
+            before_level,
+            at_once,
+            search.visited,
         )
         # A Ctrl-C anywhere here finds the search whole: a batch is merged in
         # full (the signal waits) or not at all (its states stay to expand).
@@ -1763,6 +1870,8 @@ def _merge(
                         cut("stopped at the first violation")
                         return True
                     continue
+                # The expansion took it for a revisit, and left out its end.
+                assert ch.status != _KNOWN, "a child taken for known is new"
                 if seen is None:
                     stats.states += 1
                     if ch.pins:
@@ -1869,9 +1978,12 @@ def _run_batches(
     timeout: float | None = None,
     shared: _Shared = (),
     workers: int = 2,
+    known: dict[int, int] | None = None,
 ) -> Generator[_Batch, None, None]:
     """Expand ``batches`` here or on ``executor``; with ``shared``, the other
-    processes' tabled steps go with the batches first handed out."""
+    processes' tabled steps go with the batches first handed out. A batch
+    expanded here sees ``known`` (the visited states) as the batches before
+    it left it: the caller merges each before it asks for the next."""
     # A level too small to share costs more in messages than it saves: the
     # first levels of every search, and the last of most, run here.
     if executor is None or sum(len(b) for b in batches) < _SMALL_LEVEL:
@@ -1879,7 +1991,7 @@ def _run_batches(
             expander = attrs.evolve(expander, shared=shared)
         for batch in batches:
             machines = [live.pop(node[1], None) for node in batch]
-            yield expander(batch, machines, _LIVE_MAX - len(live))
+            yield expander(batch, machines, _LIVE_MAX - len(live), known)
         return
     _discard_all(live)
     # Each worker takes what it lacks once, from the first batch it gets: a

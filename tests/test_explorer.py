@@ -392,6 +392,53 @@ def test_tabled_kernel_search_on_a_pool_equals_serial(
     _same_search(parallel, serial, make)
 
 
+@pytest.mark.parametrize("tabled", [True, False])
+def test_a_child_the_search_holds_is_handed_back_as_its_edge(tabled: bool) -> None:
+    """A child whose key the search already holds (with no more preemptions)
+    comes back as its edge only (tabled: with no replay for its waits or its
+    run's end); one new to the search, or reached with fewer preemptions, comes
+    back whole; and a key handed back earlier in the batch counts as held."""
+    from mmsim._api import machine_factory
+    from mmsim.explorer import _KNOWN, _Expander, _start
+
+    make, _, _ = machine_factory("dio/001", "baseline")
+    root = _start(make, Bounds(), True, None, True, table_steps=tabled)
+    expander = _Expander(make, None, tabled=tabled, token="known")
+    nodes = root.level
+    while len(nodes) < 4:  # a level with runs to end and states met twice
+        batch = expander(nodes)
+        nodes = [
+            (ch.key, node[1] + bytes((ch.tid,)), ch.last, ch.preemptions, ch.state)
+            for node, ex in zip(nodes, batch.expansions, strict=True)
+            for ch in ex.children
+            if ch.status == "running"
+        ]
+    whole = expander(nodes)  # the steps are tabled from here on
+    edges = [
+        [(ch.place, ch.tid, ch.key, ch.found, ch.smap) for ch in ex.children]
+        for ex in whole.expansions
+    ]
+    keys = [ch.key for ex in whole.expansions for ch in ex.children]
+    assert len(set(keys)) < len(keys), "the test needs a state met twice"
+
+    held = expander(nodes, known=dict.fromkeys(keys, 0))
+    if tabled:
+        assert held.replays == 0
+    assert [
+        [(ch.place, ch.tid, ch.key, ch.found, ch.smap) for ch in ex.children]
+        for ex in held.expansions
+    ] == edges
+    assert {ch.status for ex in held.expansions for ch in ex.children} == {_KNOWN}
+
+    # Held with more preemptions than this run has: not a revisit.
+    again = expander(nodes, known=dict.fromkeys(keys[1:], 1))
+    first = again.expansions[0].children[0]
+    assert first.status != _KNOWN
+    assert first == whole.expansions[0].children[0]
+    statuses = [ch.status for ex in again.expansions for ch in ex.children]
+    assert statuses.count(_KNOWN) == len(keys) - len(set(keys))
+
+
 def test_tabled_steps_learnt_in_one_process_serve_another() -> None:
     """What one process tabled (steps, with what each found, met and reached;
     and waits) another takes, its own extras numbered differently, and composes
