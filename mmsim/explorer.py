@@ -421,8 +421,8 @@ class _Expander:
     #: be expanded for nothing.
     stop_on_first: bool = False
     #: Table each task's steps (see :class:`_Tables`) rather than replay a
-    #: node for every child; ``token`` names the search, whose tables a
-    #: process keeps between its batches.
+    #: node for every child; ``token`` names the search, whose tables (and
+    #: :class:`_Recall`) a process keeps between its batches.
     tabled: bool = False
     token: str = ""
     #: Hand back what the batch learnt, for the search's other processes
@@ -436,16 +436,21 @@ class _Expander:
         nodes: list[_Node],
         machines: list[Machine | None] | None = None,
         keep: int = 0,
-        known: dict[int, int] | None = None,
+        known: _Known | None = None,
+        emitted: dict[int, int] | None = None,
     ) -> _Batch:
         """Expand ``nodes``. ``machines``, in the searching process, holds for
         some nodes the machine that reached them, which saves their first
         child a replay; the batch then hands back the machines of up to
         ``keep`` of its children that are still running (few: every machine
-        alive at once is more work for the garbage collector). ``known``, in
-        the searching process, is the search's visited states (with their
-        fewest preemptions): a child the merge will count as a revisit comes
-        back as its edge only (:func:`_revisit`)."""
+        alive at once is more work for the garbage collector). ``known`` is
+        the search's visited states (with their fewest preemptions) in the
+        searching process, and what a worker recalls of them elsewhere
+        (:class:`_Recall`): a child the merge will count as a revisit comes
+        back as its edge only (:func:`_revisit`); ``emitted`` collects the
+        keys the batch hands back."""
+        if emitted is None:
+            emitted = {}
         replays = replayed = 0
         reached: set[tuple[types.CodeType, int]] = set()
         events: set[str] = set()
@@ -453,8 +458,7 @@ class _Expander:
         live: list[tuple[Machine | None, ...]] = []
         bounded = self.preemption_bound is not None
         if self.tabled:
-            return self._expand_tabled(nodes, machines, keep, known)
-        emitted: dict[int, int] = {}
+            return self._expand_tabled(nodes, machines, keep, known, emitted)
         for i, (_, schedule, last, preemptions, _) in enumerate(nodes):
             held = machines[i] if machines is not None else None
             if held is None:
@@ -580,7 +584,8 @@ class _Expander:
         nodes: list[_Node],
         machines: list[Machine | None] | None,
         keep: int,
-        known: dict[int, int] | None = None,
+        known: _Known | None,
+        emitted: dict[int, int],
     ) -> _Batch:
         """:meth:`__call__` from the tables: a node's children are composed
         from tabled steps, and a machine is replayed only for a step not yet
@@ -600,7 +605,6 @@ class _Expander:
         events: set[str] = set()
         out = []
         live: list[tuple[Machine | None, ...]] = []
-        emitted: dict[int, int] = {}  # see :func:`_revisit`
         # The extras whose events and yield points are counted already.
         met: set[int] = set()
 
@@ -755,13 +759,13 @@ class _Expander:
 
 
 def _revisit(
-    known: dict[int, int] | None, emitted: dict[int, int], key: int, preemptions: int
+    known: _Known | None, emitted: dict[int, int], key: int, preemptions: int
 ) -> bool:
     """Whether the merge will take a child of ``key``, reached with
-    ``preemptions``, for a revisit: the search holds it (``known``, its visited
-    states, passed in the searching process only) or an earlier child of the
-    batch was handed back with it (``emitted``, kept here; the merge takes a
-    batch's children in order), with no more preemptions.
+    ``preemptions``, for a revisit: the search holds it (``known``: its visited
+    states, or what a worker recalls of them) or an earlier child of the batch
+    was handed back with it (``emitted``, kept here; the merge takes a batch's
+    children in order), with no more preemptions.
 
     Such a child is handed back as its edge only (:func:`_held`): the merge
     reads no more of a revisit, and its run's end was judged, and its final
@@ -779,6 +783,75 @@ def _revisit(
         return True
     emitted[key] = preemptions
     return False
+
+
+class _Before:
+    """What a worker process recalls of the keys it handed back in the
+    search's earlier batches (:class:`_Recall`), for :func:`_revisit`: a key
+    is held (with no preemptions: the search has no bound) if a batch numbered
+    below ``number`` handed it back, as the merge takes batches in their
+    numbers' order and every child it takes is visited after."""
+
+    __slots__ = ("maps", "number")
+
+    def __init__(self, maps: list[dict[int, int]], number: int) -> None:
+        self.maps = maps
+        self.number = number
+
+    def get(self, key: int) -> int | None:
+        for handed in self.maps:
+            number = handed.get(key)
+            if number is not None and number < self.number:
+                return 0
+        return None
+
+
+#: What :func:`_revisit` looks a key up in.
+_Known = dict[int, int] | _Before
+
+
+class _Recall:
+    """A worker process's memory of the children it handed back in one search,
+    by key, with the number of the batch that did: of the last two levels
+    only, so that it holds about a level's keys (on ``dio/001`` under
+    defer-release with two readers of one request, 70% of the revisits are
+    of states first met in the level being expanded or the one before).
+
+    Only a search with no preemption bound keeps one (there every visit has
+    no preemptions). A Dask worker's threads share it: a key counts only for
+    batches numbered after the one that handed it back, whatever order they
+    run in. One search's is kept at a time, as :class:`_Tables`.
+    """
+
+    __slots__ = ("levels", "token")
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.levels: dict[int, dict[int, int]] = {}
+
+    @classmethod
+    def of(cls, token: str) -> _Recall:
+        recall = _RECALL[0] if _RECALL else None
+        if recall is None or recall.token != token:
+            recall = cls(token)
+            _RECALL[:] = [recall]
+        return recall
+
+    def before(self, depth: int, number: int) -> _Before:
+        """The view of batch ``number``, of level ``depth``."""
+        for old in [d for d in list(self.levels) if d < depth - 1]:
+            self.levels.pop(old, None)
+        maps = [self.levels.setdefault(depth, {})]
+        if depth - 1 in self.levels:
+            maps.append(self.levels[depth - 1])
+        return _Before(maps, number)
+
+    def remember(self, depth: int, number: int, emitted: dict[int, int]) -> None:
+        """Keep what batch ``number`` of level ``depth`` handed back."""
+        self.levels.setdefault(depth, {}).update(dict.fromkeys(emitted, number))
+
+
+_RECALL: list[_Recall] = []
 
 
 def _held(
@@ -1644,7 +1717,8 @@ def _explore(
         dead_variables,
         stop_on_first,
         table_steps,
-        f"{_process()}/{next(_SEARCHES)}" if table_steps else "",
+        # Unique to the search, even on a cluster that outlives its client.
+        f"{_process()}/{next(_SEARCHES)}/{time.time_ns()}",
         share=table_steps and executor is not None,
     )
     # What the processes learnt in the level before this one (numbered) and in
@@ -1673,6 +1747,8 @@ def _explore(
     workers: dict[tuple[str, int], float] = {}
     search.workers_mib = 0.0
     stopped = False
+    # Numbers the batches in the order they are merged (see :class:`_Recall`).
+    numbered = 0
     while (search.level or search.nxt) and not stopped:
         if not search.level:
             search.level, search.nxt = search.nxt, []
@@ -1705,7 +1781,10 @@ def _explore(
             before_level,
             at_once,
             search.visited,
+            search.depth,
+            numbered,
         )
+        numbered += len(batches)
         # A Ctrl-C anywhere here finds the search whole: a batch is merged in
         # full (the signal waits) or not at all (its states stay to expand).
         try:
@@ -1979,11 +2058,15 @@ def _run_batches(
     shared: _Shared = (),
     workers: int = 2,
     known: dict[int, int] | None = None,
+    depth: int = 0,
+    number: int = 0,
 ) -> Generator[_Batch, None, None]:
-    """Expand ``batches`` here or on ``executor``; with ``shared``, the other
-    processes' tabled steps go with the batches first handed out. A batch
-    expanded here sees ``known`` (the visited states) as the batches before
-    it left it: the caller merges each before it asks for the next."""
+    """Expand ``batches`` (of level ``depth``, numbered from ``number`` on)
+    here or on ``executor``; with ``shared``, the other processes' tabled
+    steps go with the batches first handed out. A batch expanded here sees
+    ``known`` (the visited states) as the batches before it left it: the
+    caller merges each before it asks for the next. On ``executor``, a worker
+    recalls what its own earlier batches handed back (:class:`_Recall`)."""
     # A level too small to share costs more in messages than it saves: the
     # first levels of every search, and the last of most, run here.
     if executor is None or sum(len(b) for b in batches) < _SMALL_LEVEL:
@@ -2000,11 +2083,27 @@ def _run_batches(
     first = 2 * workers if shared else 0
     carrying = attrs.evolve(expander, shared=shared)
     expanders = [carrying if i < first else expander for i in range(len(batches))]
-    yield from executor.map(_expand, expanders, batches, timeout=timeout)
+    yield from executor.map(
+        _expand,
+        expanders,
+        batches,
+        [depth] * len(batches),  # sized: Dask's map wants lists
+        list(range(number, number + len(batches))),
+        timeout=timeout,
+    )
 
 
-def _expand(expander: _Expander, nodes: list[_Node]) -> _Batch:
-    return expander(nodes)
+def _expand(
+    expander: _Expander, nodes: list[_Node], depth: int = 0, number: int = 0
+) -> _Batch:
+    """Expand batch ``number`` of level ``depth`` in a worker."""
+    if expander.preemption_bound is not None or not expander.token:
+        return expander(nodes)
+    recall = _Recall.of(expander.token)
+    emitted: dict[int, int] = {}
+    batch = expander(nodes, known=recall.before(depth, number), emitted=emitted)
+    recall.remember(depth, number, emitted)
+    return batch
 
 
 def _discard_all(live: dict[bytes, Machine]) -> None:

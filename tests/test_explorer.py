@@ -439,6 +439,43 @@ def test_a_child_the_search_holds_is_handed_back_as_its_edge(tabled: bool) -> No
     assert statuses.count(_KNOWN) == len(keys) - len(set(keys))
 
 
+def test_a_worker_recalls_only_what_batches_merged_before_handed_back() -> None:
+    """A worker counts a child as held if one of its own batches handed the
+    key back, numbered before (the merge takes batches in their numbers'
+    order, whichever a Dask worker's threads run first), in this level or the
+    one before; and never under a preemption bound."""
+    from mmsim._api import machine_factory
+    from mmsim.explorer import _KNOWN, _RECALL, _expand, _Expander, _start
+
+    make, _, _ = machine_factory("dio/001", "baseline")
+    root = _start(make, Bounds(), True, None, True)
+    expander = _Expander(make, None, token="recall")
+    nodes = root.level
+    while len(nodes) < 4:
+        batch = expander(nodes)
+        nodes = [
+            (ch.key, node[1] + bytes((ch.tid,)), ch.last, ch.preemptions, ch.state)
+            for node, ex in zip(nodes, batch.expansions, strict=True)
+            for ch in ex.children
+            if ch.status == "running"
+        ]
+
+    def held(depth: int, number: int, e: _Expander = expander) -> int:
+        out = _expand(e, nodes, depth, number)
+        return sum(ch.status == _KNOWN for ex in out.expansions for ch in ex.children)
+
+    keys = [ch.key for ex in expander(nodes).expansions for ch in ex.children]
+    twice = len(keys) - len(set(keys))  # held within the batch itself
+    assert held(5, 10) == twice
+    assert held(5, 9) == twice  # batch 10 is merged after batch 9
+    assert held(5, 11) == len(keys)
+    assert held(6, 12) == len(keys)  # the level before is recalled
+    assert held(8, 13) == twice  # older levels are not, nor kept
+    assert set(_RECALL[0].levels) == {8}
+    bounded = attrs.evolve(expander, preemption_bound=2)
+    assert held(8, 14, bounded) == 0 == held(8, 15, bounded)
+
+
 def test_tabled_steps_learnt_in_one_process_serve_another() -> None:
     """What one process tabled (steps, with what each found, met and reached;
     and waits) another takes, its own extras numbered differently, and composes
