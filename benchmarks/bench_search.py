@@ -396,37 +396,49 @@ def test_parallel_speedup(benchmark: Any, goal: Record) -> None:
     """The same search serial and on a 2-process pool: the same states, and the
     speed-up (goal: at least 1.7x on 2 cores). The search is one worth sharing
     (two readers: about 12,600 states, 8 s serial); one of a few seconds gains
-    little, as its levels are too small to outweigh the messages."""
+    little, as its levels are too small to outweigh the messages. Serial and
+    pooled runs alternate, three of each, and the medians are compared: this
+    machine's speed drifts by a third, so one pair could say either way."""
     params = {"readers": 2} if not benchmark.disabled else {}
+    rounds = 1 if benchmark.disabled else 3
     make, _, _ = machine_factory("dio/001", "defer-release", params=params)
-    t = time.perf_counter()
-    serial = explore(make)
-    serial_s = time.perf_counter() - t
     jobs = min(2, os.cpu_count() or 1)
+    serial_times: list[float] = []
     times: list[float] = []
 
-    def pooled() -> Any:
-        with ProcessPoolExecutor(jobs) as pool:
+    def alternate() -> tuple[Any, Any]:
+        for _ in range(rounds):
             t = time.perf_counter()
-            out = explore(make, executor=pool)
-            times.append(time.perf_counter() - t)
-        return out
+            serial = explore(make)
+            serial_times.append(time.perf_counter() - t)
+            with ProcessPoolExecutor(jobs) as pool:
+                t = time.perf_counter()
+                parallel = explore(make, executor=pool)
+                times.append(time.perf_counter() - t)
+        return serial, parallel
 
-    parallel = benchmark.pedantic(pooled, rounds=1, iterations=1)
+    serial, parallel = benchmark.pedantic(alternate, rounds=1, iterations=1)
     assert parallel.stats.states == serial.stats.states
     assert parallel.oracles == serial.oracles
-    speedup = serial_s / times[0]
+    serial_s, parallel_s = statistics.median(serial_times), statistics.median(times)
+    speedup = serial_s / parallel_s
     benchmark.extra_info.update(
-        states=serial.stats.states, serial_s=serial_s, jobs=jobs, speedup=speedup
+        states=serial.stats.states,
+        serial_s=serial_times,
+        parallel_s=times,
+        jobs=jobs,
+        speedup=speedup,
     )
     print(
         f"\ndio/001 defer-release {params or ''}: {serial.stats.states:,} states; "
-        f"serial {serial_s:.2f}s, {jobs} processes {times[0]:.2f}s "
-        f"(speed-up {speedup:.2f}x)"
+        f"serial {', '.join(f'{x:.2f}' for x in serial_times)} s, "
+        f"{jobs} processes {', '.join(f'{x:.2f}' for x in times)} s "
+        f"(speed-up of the medians {speedup:.2f}x)"
     )
     goal(
         "parallel search on 2 cores",
         "at least 1.7x faster",
-        f"{speedup:.2f}x ({serial.stats.states:,} states, {jobs} processes)",
+        f"{speedup:.2f}x ({serial.stats.states:,} states, {jobs} processes, "
+        f"medians of {rounds})",
         speedup >= 1.7,
     )
