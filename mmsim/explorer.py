@@ -58,7 +58,7 @@ hands back what its process learnt (:class:`_Learnt`), and the next level's
 first batches carry it to the other processes: a table is a cache of a
 function of the state, so what one process learnt serves all. On ``dio/001``
 under defer-release with two readers of two requests on two processes, that
-took the replays from about 316,000 to about 219,000 (serially: 195,379).
+took the replays from about 316,000 to about 219,000 (serially: 189,754).
 
 Partial-order reduction is not used. It was measured on ``dio/001`` under
 defer-release with two readers (``benchmarks/bench_reductions.py``), counting as
