@@ -392,6 +392,20 @@ def test_tabled_kernel_search_on_a_pool_equals_serial(
     _same_search(parallel, serial, make)
 
 
+def _a_level(expander: Any, nodes: list[Any]) -> list[Any]:
+    """The first level of at least four nodes below ``nodes``, every running child
+    kept (so that the level meets runs that end, and states twice)."""
+    while len(nodes) < 4:
+        batch = expander(nodes)
+        nodes = [
+            (ch.key, node[1] + bytes((ch.tid,)), ch.last, ch.preemptions, ch.state)
+            for node, ex in zip(nodes, batch.expansions, strict=True)
+            for ch in ex.children
+            if ch.status == "running"
+        ]
+    return nodes
+
+
 @pytest.mark.parametrize("tabled", [True, False])
 def test_a_child_the_search_holds_is_handed_back_as_its_edge(tabled: bool) -> None:
     """A child whose key the search already holds (with no more preemptions)
@@ -404,15 +418,7 @@ def test_a_child_the_search_holds_is_handed_back_as_its_edge(tabled: bool) -> No
     make, _, _ = machine_factory("dio/001", "baseline")
     root = _start(make, Bounds(), True, None, True, table_steps=tabled)
     expander = _Expander(make, None, tabled=tabled, token="known")
-    nodes = root.level
-    while len(nodes) < 4:  # a level with runs to end and states met twice
-        batch = expander(nodes)
-        nodes = [
-            (ch.key, node[1] + bytes((ch.tid,)), ch.last, ch.preemptions, ch.state)
-            for node, ex in zip(nodes, batch.expansions, strict=True)
-            for ch in ex.children
-            if ch.status == "running"
-        ]
+    nodes = _a_level(expander, root.level)
     whole = expander(nodes)  # the steps are tabled from here on
     edges = [
         [(ch.place, ch.tid, ch.key, ch.found, ch.smap) for ch in ex.children]
@@ -450,15 +456,7 @@ def test_a_worker_recalls_only_what_batches_merged_before_handed_back() -> None:
     make, _, _ = machine_factory("dio/001", "baseline")
     root = _start(make, Bounds(), True, None, True)
     expander = _Expander(make, None, token="recall")
-    nodes = root.level
-    while len(nodes) < 4:
-        batch = expander(nodes)
-        nodes = [
-            (ch.key, node[1] + bytes((ch.tid,)), ch.last, ch.preemptions, ch.state)
-            for node, ex in zip(nodes, batch.expansions, strict=True)
-            for ch in ex.children
-            if ch.status == "running"
-        ]
+    nodes = _a_level(expander, root.level)
 
     def held(depth: int, number: int, e: _Expander = expander) -> int:
         out = _expand(e, nodes, depth, number)
