@@ -516,7 +516,7 @@ class _Expander:
                     m.discard()
                     kept.append(None)
                     children.append(
-                        _held(place, tid, child_key, found, now_last, p, smap)
+                        _edge_only(place, tid, child_key, found, now_last, p, smap)
                     )
                     if self.stop_on_first and found:
                         break
@@ -670,7 +670,7 @@ class _Expander:
                         cm.discard()
                     kept.append(None)
                     children.append(
-                        _held(place, tid, child_key, found, now_last, p, smap)
+                        _edge_only(place, tid, child_key, found, now_last, p, smap)
                     )
                     if self.stop_on_first and found:
                         break
@@ -767,7 +767,7 @@ def _revisit(
     was handed back with it (``emitted``, kept here; the merge takes a batch's
     children in order), with no more preemptions.
 
-    Such a child is handed back as its edge only (:func:`_held`): the merge
+    Such a child is handed back as its edge only (:func:`_edge_only`): the merge
     reads no more of a revisit, and its run's end was judged, and its final
     sync's steps and events counted, where the state was first reached. Most
     children are such (on ``dio/001`` under defer-release with two readers,
@@ -854,7 +854,7 @@ class _Recall:
 _RECALL: list[_Recall] = []
 
 
-def _held(
+def _edge_only(
     place: int,
     tid: int,
     key: int,
@@ -1949,8 +1949,10 @@ def _merge(
                         cut("stopped at the first violation")
                         return True
                     continue
-                # The expansion took it for a revisit, and left out its end.
-                assert ch.status != _KNOWN, "a child taken for known is new"
+                if ch.status == _KNOWN:  # its end was left out: it must be held
+                    raise RuntimeError(
+                        f"state {ch.key:#x} was taken for held, but is new"
+                    )
                 if seen is None:
                     stats.states += 1
                     if ch.pins:

@@ -474,6 +474,21 @@ def test_a_worker_recalls_only_what_batches_merged_before_handed_back() -> None:
     assert held(8, 14, bounded) == 0 == held(8, 15, bounded)
 
 
+def test_the_merge_refuses_a_new_state_taken_for_held() -> None:
+    """A child handed back as its edge only, as held, whose state the search
+    does not hold: its end was never judged, so the merge refuses it rather
+    than record a run end it did not see."""
+    from mmsim._api import machine_factory
+    from mmsim.explorer import _Batch, _edge_only, _Expansion, _merge, _start
+
+    make, _, _ = machine_factory("dio/001", "baseline")
+    search = _start(make, Bounds(), True, None, True)
+    child = _edge_only(0, 0, 12345, (), 0, 0, None)
+    batch = _Batch((_Expansion((child,), False),), 0, 0, frozenset(), {}, frozenset())
+    with pytest.raises(RuntimeError, match="taken for held, but is new"):
+        _merge(search, search.level, batch, False, None, lambda _: None)
+
+
 def test_tabled_steps_learnt_in_one_process_serve_another() -> None:
     """What one process tabled (steps, with what each found, met and reached;
     and waits) another takes, its own extras numbered differently, and composes
