@@ -26,6 +26,7 @@ nothing while not tracing).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dis
 import enum
@@ -624,21 +625,37 @@ def _dead_locals_table(code: types.CodeType) -> dict[int, frozenset[str]]:
         reads.append(frozenset() if store else named)
     # The exception table (CPython 3.11+; typeshed does not list the attribute).
     entries: list[Any] = dis.Bytecode(code).exception_entries  # type: ignore[attr-defined]
+    offsets = [ins.offset for ins in instrs]
     for entry in entries:
         handler = index[entry.target]
-        for i, ins in enumerate(instrs):
-            if entry.start <= ins.offset < entry.end:
-                succ[i].add(handler)
+        covered = range(
+            bisect.bisect_left(offsets, entry.start),
+            bisect.bisect_left(offsets, entry.end),
+        )
+        for i in covered:
+            succ[i].add(handler)
+    # A worklist, last instruction first: only an instruction whose successor's
+    # liveness grew is visited again (a cold ``mmsim check`` analyses every
+    # function it meets, and sweeping the whole code until nothing changed cost
+    # several passes each).
+    pred: list[list[int]] = [[] for _ in range(n)]
+    for i, targets in enumerate(succ):
+        for j in targets:
+            pred[j].append(i)
     live: list[frozenset[str]] = [frozenset()] * n
-    changed = True
-    while changed:
-        changed = False
-        for i in range(n - 1, -1, -1):
-            after: frozenset[str] = frozenset().union(*(live[j] for j in succ[i]))
-            now = reads[i] | (after - kills[i])
-            if now != live[i]:
-                live[i] = now
-                changed = True
+    work = list(range(n))
+    queued = [True] * n
+    while work:
+        i = work.pop()
+        queued[i] = False
+        after: frozenset[str] = frozenset().union(*(live[j] for j in succ[i]))
+        now = reads[i] | (after - kills[i])
+        if now != live[i]:
+            live[i] = now
+            for j in pred[i]:
+                if not queued[j]:
+                    queued[j] = True
+                    work.append(j)
     return {ins.offset: plain - live[i] for i, ins in enumerate(instrs)}
 
 
