@@ -188,6 +188,21 @@ def _instrument(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return keys
 
 
+def _dropped_tables(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The tables of each search, as the search drops them at its end."""
+    dropped: list[Any] = []
+    drop = explorer._PerSearch.drop
+
+    def counted(self: Any, token: str) -> None:
+        got = self.peek(token)
+        if isinstance(got, explorer._Tables):
+            dropped.append(got)
+        drop(self, token)
+
+    monkeypatch.setattr(explorer._PerSearch, "drop", counted)
+    return dropped
+
+
 def test_steps_a_footprint_table_would_learn(
     benchmark: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,8 +219,9 @@ def test_steps_a_footprint_table_would_learn(
             plain = explore(make, Bounds(), table_steps=True)
             with monkeypatch.context() as patch:
                 keys = _instrument(patch)
+                tables = _dropped_tables(patch)
                 traced = explore(make, Bounds(), table_steps=True)
-                learnt = len(explorer._TABLES[0].steps)
+                learnt = len(tables[0].steps)
             assert (traced.verdict, traced.stats.states) == (
                 plain.verdict,
                 plain.stats.states,

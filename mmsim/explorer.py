@@ -46,7 +46,8 @@ Reductions, each sound and each checked against brute force by the tests:
   or where what a step changes is invisible to every other task (see
   ``kswapd``).
 
-**Tabled steps** (``table_steps``, off by default) change how states are
+**Tabled steps** (``table_steps``; off by default here, on by default in
+:func:`mmsim.check` and the command line) change how states are
 expanded, not which: each process learns the steps it runs as a table
 (:class:`_Tables`) and composes a node's children from it, so a node is replayed
 only for a step or a wait the table does not hold yet, and where a run ends.
@@ -99,7 +100,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Hashable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Executor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import attrs
 
@@ -820,7 +821,7 @@ class _Recall:
     Only a search with no preemption bound keeps one (there every visit has
     no preemptions). A Dask worker's threads share it: a key counts only for
     batches numbered after the one that handed it back, whatever order they
-    run in. One search's is kept at a time, as :class:`_Tables`.
+    run in. Kept by search, as :class:`_Tables` (:data:`_RECALL`).
     """
 
     __slots__ = ("levels", "token")
@@ -831,11 +832,7 @@ class _Recall:
 
     @classmethod
     def of(cls, token: str) -> _Recall:
-        recall = _RECALL[0] if _RECALL else None
-        if recall is None or recall.token != token:
-            recall = cls(token)
-            _RECALL[:] = [recall]
-        return recall
+        return _RECALL.get(token, lambda: cls(token))
 
     def before(self, depth: int, number: int) -> _Before:
         """The view of batch ``number``, of level ``depth``."""
@@ -851,7 +848,57 @@ class _Recall:
         self.levels.setdefault(depth, {}).update(dict.fromkeys(emitted, number))
 
 
-_RECALL: list[_Recall] = []
+_T = TypeVar("_T")
+
+
+class _PerSearch(Generic[_T]):
+    """What a process keeps for each search it works for, by the search's
+    token: of the few it worked for last (:data:`_PER_SEARCH_KEPT`).
+
+    Searches that run at once in threads of one process (``compare`` on a
+    thread pool, a Dask worker's threads on several cells) each keep their
+    own: kept one at a time, each would have thrown away the other's tables
+    at every batch, and its replays, which the report records, would have
+    depended on how the threads ran. The searching process drops its
+    search's at the end (:meth:`drop`), so that a finished search's tables do
+    not outlive it there; a worker cannot tell when a search ends, and keeps
+    them until newer searches push them out.
+    """
+
+    __slots__ = ("_by_token", "_lock")
+
+    def __init__(self) -> None:
+        self._by_token: dict[str, _T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, make: Callable[[], _T]) -> _T:
+        """The search's, made (by ``make``) if this process has none yet."""
+        with self._lock:
+            got = self._by_token.get(token)
+            if got is None:
+                got = self._by_token[token] = make()
+                while len(self._by_token) > _PER_SEARCH_KEPT:
+                    del self._by_token[next(iter(self._by_token))]
+            return got
+
+    def peek(self, token: str) -> _T | None:
+        """The search's, if this process keeps it."""
+        return self._by_token.get(token)
+
+    def drop(self, token: str) -> None:
+        with self._lock:
+            self._by_token.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._by_token)
+
+
+#: Searches a process keeps tables and recall for: as many as a process runs
+#: at once (a Dask worker's threads), with room to spare.
+_PER_SEARCH_KEPT = 16
+
+#: Each search's :class:`_Recall` in this process.
+_RECALL: _PerSearch[_Recall] = _PerSearch()
 
 
 def _edge_only(
@@ -1107,11 +1154,11 @@ class _Tables:
     @classmethod
     def of(cls, expander: _Expander) -> _Tables:
         """This process's tables for ``expander``'s search (new ones for a new
-        search: one search's are kept at a time). A Dask worker's threads share
-        them: each entry is written whole, and two threads that learn the same
-        step learn the same bytes."""
-        tables = _TABLES[0] if _TABLES else None
-        if tables is None or tables.token != expander.token:
+        search; kept by search, :data:`_TABLES`). A Dask worker's threads on
+        one search share them: each entry is written whole, and two threads
+        that learn the same step learn the same bytes."""
+
+        def make() -> _Tables:
             m = _fresh(expander.make, expander.symmetry, expander.dead_variables)
             tables = cls(
                 expander.token,
@@ -1120,8 +1167,9 @@ class _Tables:
                 m.trailing_finished_are_free,
             )
             m.discard()
-            _TABLES[:] = [tables]
-        return tables
+            return tables
+
+        return _TABLES.get(expander.token, make)
 
     def abstract(self, m: Machine) -> tuple[int, list[int]]:
         """The fingerprints of ``m``'s shared state and of each task's position,
@@ -1311,8 +1359,8 @@ class _Tables:
         )
 
 
-#: This process's tables (of the last search that used it), or nothing.
-_TABLES: list[_Tables] = []
+#: Each search's tables in this process.
+_TABLES: _PerSearch[_Tables] = _PerSearch()
 #: Numbers this process's searches, to name their tables.
 _SEARCHES = itertools.count()
 
@@ -1749,98 +1797,107 @@ def _explore(
     stopped = False
     # Numbers the batches in the order they are merged (see :class:`_Recall`).
     numbered = 0
-    while (search.level or search.nxt) and not stopped:
-        if not search.level:
-            search.level, search.nxt = search.nxt, []
-            search.depth += 1
-        if bounds.max_steps is not None and search.depth >= bounds.max_steps:
-            cut(f"max_steps={bounds.max_steps}")
-            stats.executions += len(search.level)
-            break
-        at_once = _workers(executor) if executor is not None else 1
-        size = batch_size or _batch_size(len(search.level), executor, at_once)
-        batches = [
-            search.level[i : i + size] for i in range(0, len(search.level), size)
-        ]
-        # An executor's batches are waited for no longer than the time left: a
-        # cluster with no worker, or a stuck one, would otherwise hold the
-        # search past its budget, for ever.
-        timeout = (
-            max(0.0, bounds.max_time - (clock() - start))
-            if executor is not None and bounds.max_time is not None
-            else None
-        )
-        if expander.share:
-            before_level, this_level = tuple(this_level), []
-        results = _run_batches(
-            expander,
-            batches,
-            executor,
-            live,
-            timeout,
-            before_level,
-            at_once,
-            search.visited,
-            search.depth,
-            numbered,
-        )
-        numbered += len(batches)
-        # A Ctrl-C anywhere here finds the search whole: a batch is merged in
-        # full (the signal waits) or not at all (its states stay to expand).
-        try:
-            for nodes in batches:
-                try:
-                    batch = next(results)
-                except TimeoutError:
-                    results.close()  # cancels the batches not yet started
-                    cut(f"max_time={bounds.max_time:g}s")
-                    save()
-                    stopped = True
-                    break
-                if batch.model and batch.model != _model_digest():
-                    raise ModelMismatch(batch.process, batch.model, _model_digest())
-                if batch.learnt is not None:
-                    this_level.append((next(numbers), batch.learnt))
-                with _sigint_deferred() as caught:
-                    stopped = _merge(
-                        search, nodes, batch, stop_on_first, leaf_key, cut, live
-                    )
-                    del search.level[: len(nodes)]
-                if caught:
-                    raise KeyboardInterrupt
-                stats.seconds = before + clock() - start
-                if batch.process != _process():
-                    workers[batch.process] = batch.rss
-                    search.workers_mib = sum(workers.values())
-                rss = _rss_mib(shared=bool(workers)) + search.workers_mib
-                stats.peak_mib = max(stats.peak_mib, rss)
-                if progress is not None:
-                    progress(stats)
-                if stopped:
-                    break
-                if not (search.level or search.nxt):
-                    break  # nothing left: a budget reached now cuts nothing
-                if bounds.max_time is not None and clock() - start > bounds.max_time:
-                    cut(f"max_time={bounds.max_time:g}s")
-                    stopped = True
-                elif (
-                    bounds.max_states is not None and stats.states >= bounds.max_states
-                ):
-                    cut(f"max_states={bounds.max_states}")
-                    stopped = True
-                elif bounds.max_memory is not None and rss > bounds.max_memory:
-                    cut(f"max_memory={bounds.max_memory:g}MiB")
-                    stopped = True
-                if stopped:
-                    save()
-                    break
-        except (KeyboardInterrupt, BrokenExecutor):
-            _discard_all(live)
-            save()
-            raise Interrupted(stats, checkpoint) from None
-    _discard_all(live)
-    stats.seconds = before + clock() - start
-    return search
+    try:
+        while (search.level or search.nxt) and not stopped:
+            if not search.level:
+                search.level, search.nxt = search.nxt, []
+                search.depth += 1
+            if bounds.max_steps is not None and search.depth >= bounds.max_steps:
+                cut(f"max_steps={bounds.max_steps}")
+                stats.executions += len(search.level)
+                break
+            at_once = _workers(executor) if executor is not None else 1
+            size = batch_size or _batch_size(len(search.level), executor, at_once)
+            batches = [
+                search.level[i : i + size] for i in range(0, len(search.level), size)
+            ]
+            # An executor's batches are waited for no longer than the time left: a
+            # cluster with no worker, or a stuck one, would otherwise hold the
+            # search past its budget, for ever.
+            timeout = (
+                max(0.0, bounds.max_time - (clock() - start))
+                if executor is not None and bounds.max_time is not None
+                else None
+            )
+            if expander.share:
+                before_level, this_level = tuple(this_level), []
+            results = _run_batches(
+                expander,
+                batches,
+                executor,
+                live,
+                timeout,
+                before_level,
+                at_once,
+                search.visited,
+                search.depth,
+                numbered,
+            )
+            numbered += len(batches)
+            # A Ctrl-C anywhere here finds the search whole: a batch is merged in
+            # full (the signal waits) or not at all (its states stay to expand).
+            try:
+                for nodes in batches:
+                    try:
+                        batch = next(results)
+                    except TimeoutError:
+                        results.close()  # cancels the batches not yet started
+                        cut(f"max_time={bounds.max_time:g}s")
+                        save()
+                        stopped = True
+                        break
+                    if batch.model and batch.model != _model_digest():
+                        raise ModelMismatch(batch.process, batch.model, _model_digest())
+                    if batch.learnt is not None:
+                        this_level.append((next(numbers), batch.learnt))
+                    with _sigint_deferred() as caught:
+                        stopped = _merge(
+                            search, nodes, batch, stop_on_first, leaf_key, cut, live
+                        )
+                        del search.level[: len(nodes)]
+                    if caught:
+                        raise KeyboardInterrupt
+                    stats.seconds = before + clock() - start
+                    if batch.process != _process():
+                        workers[batch.process] = batch.rss
+                        search.workers_mib = sum(workers.values())
+                    rss = _rss_mib(shared=bool(workers)) + search.workers_mib
+                    stats.peak_mib = max(stats.peak_mib, rss)
+                    if progress is not None:
+                        progress(stats)
+                    if stopped:
+                        break
+                    if not (search.level or search.nxt):
+                        break  # nothing left: a budget reached now cuts nothing
+                    if (
+                        bounds.max_time is not None
+                        and clock() - start > bounds.max_time
+                    ):
+                        cut(f"max_time={bounds.max_time:g}s")
+                        stopped = True
+                    elif (
+                        bounds.max_states is not None
+                        and stats.states >= bounds.max_states
+                    ):
+                        cut(f"max_states={bounds.max_states}")
+                        stopped = True
+                    elif bounds.max_memory is not None and rss > bounds.max_memory:
+                        cut(f"max_memory={bounds.max_memory:g}MiB")
+                        stopped = True
+                    if stopped:
+                        save()
+                        break
+            except (KeyboardInterrupt, BrokenExecutor):
+                _discard_all(live)
+                save()
+                raise Interrupted(stats, checkpoint) from None
+        _discard_all(live)
+        stats.seconds = before + clock() - start
+        return search
+    finally:
+        # This process's tables and recall of the search serve no other.
+        _TABLES.drop(expander.token)
+        _RECALL.drop(expander.token)
 
 
 def _differences(theirs: Any, ours: Any) -> list[str]:

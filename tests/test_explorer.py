@@ -469,7 +469,9 @@ def test_a_worker_recalls_only_what_batches_merged_before_handed_back() -> None:
     assert held(5, 11) == len(keys)
     assert held(6, 12) == len(keys)  # the level before is recalled
     assert held(8, 13) == twice  # older levels are not, nor kept
-    assert set(_RECALL[0].levels) == {8}
+    recall = _RECALL.peek("recall")
+    assert recall is not None
+    assert set(recall.levels) == {8}
     bounded = attrs.evolve(expander, preemption_bound=2)
     assert held(8, 14, bounded) == 0 == held(8, 15, bounded)
 
@@ -487,6 +489,31 @@ def test_the_merge_refuses_a_new_state_taken_for_held() -> None:
     batch = _Batch((_Expansion((child,), False),), 0, 0, frozenset(), {}, frozenset())
     with pytest.raises(RuntimeError, match="taken for held, but is new"):
         _merge(search, search.level, batch, False, None, lambda _: None)
+
+
+def test_searches_at_once_in_threads_keep_their_own_tables() -> None:
+    """Tabled searches that run at once in threads of one process (``compare``
+    on a thread pool, a Dask worker's threads) each keep their own tables and
+    recall: each replays exactly as often as it does alone, which the report
+    records. The searching process drops them at the search's end."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mmsim._api import machine_factory
+    from mmsim.explorer import _RECALL, _TABLES
+
+    makes = [
+        machine_factory(scenario, "baseline")[0] for scenario in ("dio/001", "dio/002")
+    ] * 2
+    kept = len(_TABLES), len(_RECALL)
+
+    def replays(make: Any) -> tuple[int, int]:
+        stats = explore(make, table_steps=True).stats
+        return stats.states, stats.replays
+
+    alone = [replays(make) for make in makes]
+    with ThreadPoolExecutor(len(makes)) as pool:
+        assert list(pool.map(replays, makes)) == alone
+    assert (len(_TABLES), len(_RECALL)) == kept
 
 
 def test_tabled_steps_learnt_in_one_process_serve_another() -> None:
@@ -515,7 +542,9 @@ def test_tabled_steps_learnt_in_one_process_serve_another() -> None:
                     seen.add(ch.key)
                     schedule = node[1] + bytes((ch.tid,))
                     nodes.append((ch.key, schedule, ch.last, ch.preemptions, ch.state))
-    learnt_extras = list(_TABLES[0].extras)
+    tables = _TABLES.peek("learner")
+    assert tables is not None
+    learnt_extras = list(tables.extras)
     shared = tuple(
         (n, batch.learnt._replace(origin=("elsewhere", 0)))
         for n, (_, batch) in enumerate(levels)
@@ -540,9 +569,10 @@ def test_tabled_steps_learnt_in_one_process_serve_another() -> None:
         )
         assert took.replays == ends
     # The test's premise: the two processes number their extras differently.
-    assert _TABLES[0].token == "taker"
-    assert _TABLES[0].extras != learnt_extras
-    assert set(_TABLES[0].extras) == set(learnt_extras)
+    took_tables = _TABLES.peek("taker")
+    assert took_tables is not None
+    assert took_tables.extras != learnt_extras
+    assert set(took_tables.extras) == set(learnt_extras)
 
 
 @settings(deadline=None)
@@ -1307,12 +1337,13 @@ def test_a_share_of_memory_is_read_again_after_half_a_second(
     assert len(ballast) == 64 << 20
 
 
-def _tabled_cell(cell: tuple[str, str, str]) -> dict[str, Any]:
-    """What a report cell's search found with tabled steps, in the report's
-    terms (figures that do not depend on the replays)."""
+def _replayed_cell(cell: tuple[str, str, str]) -> dict[str, Any]:
+    """What a report cell's search found replaying every state (the report
+    tables steps, ``check``'s default), in the report's terms (figures that do
+    not depend on the replays)."""
     from mmsim._api import check
 
-    r = check(cell[0], cell[1], fs=cell[2], diagram=False, table_steps=True)
+    r = check(cell[0], cell[1], fs=cell[2], diagram=False, table_steps=False)
     return _cell_figures(r.model_dump(mode="json"))
 
 
@@ -1357,24 +1388,26 @@ def _golden_cells() -> dict[tuple[str, str, str], dict[str, Any]]:
         ("dio/004", "baseline", "iomap"),
     ],
 )
-def test_tabled_steps_search_the_kernel_model_as_the_report_did(
+def test_replaying_searches_the_kernel_model_as_the_tabled_report_did(
     cell: tuple[str, str, str],
 ) -> None:
-    """The kernel model searched with tabled steps: the committed report's
-    verdicts, counterexample lengths, coverage and state graph figures."""
-    assert _tabled_cell(cell) == _golden_cells()[cell]
+    """The kernel model searched by replaying every state: the committed
+    report's (tabled) verdicts, counterexample lengths, coverage and state
+    graph figures."""
+    assert _replayed_cell(cell) == _golden_cells()[cell]
 
 
 @pytest.mark.slow
-def test_every_report_cell_searched_with_tabled_steps() -> None:
-    """Every cell of the committed report searched with tabled steps: the same
-    verdicts, counterexample lengths, coverage, states, transitions and
-    executions as the report (a few minutes on two processes)."""
+def test_every_report_cell_searched_by_replaying() -> None:
+    """Every cell of the committed report searched by replaying every state:
+    the same verdicts, counterexample lengths, coverage, states, transitions
+    and executions as the report, which tabled its steps (a few minutes on two
+    processes)."""
     from mmsim.report import cells
 
     committed = _golden_cells()
     todo = cells()
     assert set(todo) == set(committed)
     with ProcessPoolExecutor(2) as pool:
-        for cell, found in zip(todo, pool.map(_tabled_cell, todo), strict=True):
+        for cell, found in zip(todo, pool.map(_replayed_cell, todo), strict=True):
             assert found == committed[cell], cell
