@@ -238,7 +238,7 @@ def _command(
     symmetry: bool,
     dead_variables: bool,
     stop_on_first: bool,
-    table_steps: bool = False,
+    table_steps: bool = True,
 ) -> str:
     cmd = ["mmsim", "check", scenario]
     for key, value in sorted(params.items()):
@@ -255,8 +255,8 @@ def _command(
         cmd += ["--no-symmetry"]
     if not dead_variables:
         cmd += ["--no-dead-variables"]
-    if table_steps:
-        cmd += ["--table-steps"]
+    if not table_steps:
+        cmd += ["--no-table-steps"]
     if stop_on_first:
         cmd += ["--first"]
     return shlex.join(cmd)
@@ -283,7 +283,7 @@ def check(
     resume: Path | None = None,
     diagram: bool = True,
     progress: Callable[[SearchStats], None] | None = None,
-    table_steps: bool = False,
+    table_steps: bool = True,
 ) -> CheckResult:
     """Explore every interleaving of ``scenario`` under ``policy``.
 
@@ -294,10 +294,11 @@ def check(
     (``{"readers": 2}``); ``goals`` adds reachability goals to the scenario's.
     ``executor`` expands the search's states on a process pool or a cluster
     (same result). With ``checkpoint``, an interrupted or budget-cut search
-    saves itself there; ``resume`` continues one. ``table_steps`` learns each
-    task's steps as a table instead of replaying a state for each of its
-    children (:func:`~mmsim.explorer.explore`: the same states and verdicts,
-    fewer replays). Raises ``ScenarioError``,
+    saves itself there; ``resume`` continues one. ``table_steps`` (the
+    default) learns each task's steps as a table instead of replaying a state
+    for each of its children (:func:`~mmsim.explorer.explore`: the same states
+    and verdicts, fewer replays, more memory); False replays, as ``explore``
+    does unless asked. Raises ``ScenarioError``,
     ``PolicyError``, ``OracleError`` or ``CheckpointError`` with a one-line
     message.
     """

@@ -170,11 +170,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--table-steps",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="learn each task's steps as a table and compose a state's children "
-        "from it, replaying the state only for a step not learnt yet (same "
-        "states and verdicts; several times faster on large searches, for "
-        "more memory)",
+        "from it, replaying the state only for a step not learnt yet (the "
+        "default: same states and verdicts as replaying every state, several "
+        "times faster on large searches, for more memory)",
     )
     c.add_argument(
         "--max-memory",
@@ -495,7 +496,7 @@ _EXHAUSTIVE_ONLY = {
     "coverage": False,
     "no_symmetry": False,
     "no_dead_variables": False,
-    "table_steps": False,
+    "table_steps": True,
 }
 
 
