@@ -171,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--table-steps",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=None,  # not given: tabled, but refused to a sampler if given
         help="learn each task's steps as a table and compose a state's children "
         "from it, replaying the state only for a step not learnt yet (the "
         "default: same states and verdicts as replaying every state, several "
@@ -496,7 +496,7 @@ _EXHAUSTIVE_ONLY = {
     "coverage": False,
     "no_symmetry": False,
     "no_dead_variables": False,
-    "table_steps": True,
+    "table_steps": None,
 }
 
 
@@ -505,8 +505,8 @@ def _refuse_options(args: argparse.Namespace) -> None:
     user who gave ``--runs`` to the exhaustive search, or ``--max-time`` to a
     sampler, would otherwise believe it in force."""
 
-    def flag(dest: str) -> str:
-        return "--" + dest.replace("_", "-")
+    def flag(dest: str, value: object = None) -> str:
+        return ("--no-" if value is False else "--") + dest.replace("_", "-")
 
     if args.pct_depth is not None and args.strategy != "pct":
         raise _BadInput(
@@ -523,7 +523,10 @@ def _refuse_options(args: argparse.Namespace) -> None:
         return
     for dest, unset in _EXHAUSTIVE_ONLY.items():
         if getattr(args, dest) != unset:
-            raise _BadInput(f"{flag(dest)} applies to the exhaustive search only")
+            raise _BadInput(
+                f"{flag(dest, getattr(args, dest))} applies to the exhaustive "
+                "search only"
+            )
 
 
 def _refuse_clashes(
@@ -578,7 +581,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             stop_on_first=args.first,
             symmetry=not args.no_symmetry,
             dead_variables=not args.no_dead_variables,
-            table_steps=args.table_steps,
+            table_steps=args.table_steps is not False,
             executor=executor,
             checkpoint=args.checkpoint,
             resume=args.resume,

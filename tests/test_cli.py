@@ -164,6 +164,15 @@ def test_json_replays_to_the_same_violation(
             ["check", "dio/001", "--strategy", "pct", "--coverage"],
             "--coverage applies to the exhaustive search only",
         ),
+        # The search's default, given to a sampler, is refused all the same.
+        (
+            ["check", "dio/001", "--strategy", "random", "--table-steps"],
+            "--table-steps applies to the exhaustive search only",
+        ),
+        (
+            ["check", "dio/001", "--strategy", "swarm", "--no-table-steps"],
+            "--no-table-steps applies to the exhaustive search only",
+        ),
         # An output that cannot be written, before the work rather than after.
         (
             ["check", "dio/001", "--json", "/etc/passwd/x.json"],
@@ -1026,6 +1035,25 @@ def test_check_on_a_dask_cluster_says_what_it_says_in_one_process(
 
     assert "replays (tabled steps)" in alone
     assert untimed(on_dask) == untimed(alone)
+
+
+def test_check_tables_steps_unless_told_to_replay(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``mmsim check`` tables steps by default; ``--no-table-steps`` replays
+    every state, and finds the same (its line leaves out the replays, and the
+    command it prints to search again keeps the flag)."""
+    argv = ["check", "dio/002", "--no-diagram"]
+    assert main(argv) == 1
+    tabled = capsys.readouterr().out
+    assert main([*argv, "--no-table-steps"]) == 1
+    replayed = capsys.readouterr().out
+    assert "replays (tabled steps)" in tabled
+    assert "replays" not in replayed
+    drop = r", [0-9.]+s(, [0-9,]+ replays \(tabled steps\))?\n"
+    assert replayed.endswith(" --no-table-steps\n")
+    replayed = replayed.replace(" --no-table-steps\n", "\n")
+    assert re.sub(drop, "\n", tabled) == re.sub(drop, "\n", replayed)
 
 
 def test_dask_not_installed_is_one_line(
