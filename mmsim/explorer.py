@@ -853,23 +853,29 @@ _T = TypeVar("_T")
 
 class _PerSearch(Generic[_T]):
     """What a process keeps for each search it works for, by the search's
-    token: of the few it worked for last (:data:`_PER_SEARCH_KEPT`).
+    token.
 
-    Searches that run at once in threads of one process (``compare`` on a
-    thread pool, a Dask worker's threads on several cells) each keep their
-    own: kept one at a time, each would have thrown away the other's tables
-    at every batch, and its replays, which the report records, would have
-    depended on how the threads ran. The searching process drops its
-    search's at the end (:meth:`drop`), so that a finished search's tables do
-    not outlive it there; a worker cannot tell when a search ends, and keeps
-    them until newer searches push them out.
+    The searching process holds its search's from start to end (:meth:`hold`,
+    :meth:`drop`). So searches that run at once in threads of one process
+    (``compare`` on a thread pool, a Dask worker's threads on several cells)
+    each keep their own: kept one at a time, each would have thrown away the
+    other's tables at every batch, and its replays, which the report records,
+    would have depended on how the threads ran. A worker cannot tell when a
+    search it serves ends: it keeps those of the last few it served
+    (:data:`_SERVED_KEPT`), each as big as the search's tables.
     """
 
-    __slots__ = ("_by_token", "_lock")
+    __slots__ = ("_by_token", "_held", "_lock")
 
     def __init__(self) -> None:
         self._by_token: dict[str, _T] = {}
+        self._held: set[str] = set()
         self._lock = threading.Lock()
+
+    def hold(self, token: str) -> None:
+        """Keep the search's until :meth:`drop` (this process runs it)."""
+        with self._lock:
+            self._held.add(token)
 
     def get(self, token: str, make: Callable[[], _T]) -> _T:
         """The search's, made (by ``make``) if this process has none yet."""
@@ -877,8 +883,9 @@ class _PerSearch(Generic[_T]):
             got = self._by_token.get(token)
             if got is None:
                 got = self._by_token[token] = make()
-                while len(self._by_token) > _PER_SEARCH_KEPT:
-                    del self._by_token[next(iter(self._by_token))]
+                served = [t for t in self._by_token if t not in self._held]
+                for old in served[:-_SERVED_KEPT]:
+                    del self._by_token[old]
             return got
 
     def peek(self, token: str) -> _T | None:
@@ -888,14 +895,22 @@ class _PerSearch(Generic[_T]):
     def drop(self, token: str) -> None:
         with self._lock:
             self._by_token.pop(token, None)
+            self._held.discard(token)
 
     def __len__(self) -> int:
         return len(self._by_token)
 
+    def forked(self) -> None:
+        """In a process just forked: the searches the parent holds are not
+        this one's to hold (it only serves them), and a lock another thread
+        of the parent held would never be released here."""
+        self._lock = threading.Lock()
+        self._held = set()
 
-#: Searches a process keeps tables and recall for: as many as a process runs
-#: at once (a Dask worker's threads), with room to spare.
-_PER_SEARCH_KEPT = 16
+
+#: How many searches served (run elsewhere) a process keeps tables and recall
+#: for: a pool may serve two searches at once.
+_SERVED_KEPT = 2
 
 #: Each search's :class:`_Recall` in this process.
 _RECALL: _PerSearch[_Recall] = _PerSearch()
@@ -1361,6 +1376,9 @@ class _Tables:
 
 #: Each search's tables in this process.
 _TABLES: _PerSearch[_Tables] = _PerSearch()
+if hasattr(os, "register_at_fork"):  # a pool's worker forked mid-search
+    os.register_at_fork(after_in_child=_TABLES.forked)
+    os.register_at_fork(after_in_child=_RECALL.forked)
 #: Numbers this process's searches, to name their tables.
 _SEARCHES = itertools.count()
 
@@ -1797,6 +1815,8 @@ def _explore(
     stopped = False
     # Numbers the batches in the order they are merged (see :class:`_Recall`).
     numbered = 0
+    _TABLES.hold(expander.token)
+    _RECALL.hold(expander.token)
     try:
         while (search.level or search.nxt) and not stopped:
             if not search.level:

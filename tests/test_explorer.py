@@ -516,6 +516,54 @@ def test_searches_at_once_in_threads_keep_their_own_tables() -> None:
     assert (len(_TABLES), len(_RECALL)) == kept
 
 
+def test_a_process_keeps_the_searches_it_runs_and_the_last_it_served() -> None:
+    """What a process keeps per search: its own searches' until they end,
+    however many; of the searches it serves (batches of a search run
+    elsewhere), the last two."""
+    from mmsim.explorer import _PerSearch
+
+    kept: _PerSearch[str] = _PerSearch()
+    kept.hold("own")
+    for token in ("own", "a", "b", "c"):
+        assert kept.get(token, lambda t=token: t.upper()) == token.upper()
+    assert kept.get("a", lambda: "made again") == "made again"  # a was pushed out
+    assert [kept.peek(t) for t in ("own", "b", "c")] == ["OWN", None, "C"]
+    kept.drop("own")
+    assert kept.peek("own") is None
+    assert len(kept) == 2
+
+
+def _holds_after_fork(token: str) -> bool:
+    from mmsim.explorer import _SERVED_KEPT, _TABLES
+
+    for n in range(_SERVED_KEPT + 1):
+        _TABLES.get(f"served {n}", str)
+    return _TABLES.peek(token) is not None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_worker_does_not_hold_its_parent_s_search() -> None:
+    """A pool's worker forked while the parent searches inherits the parent's
+    tables, but only serves that search: it lets them go as it serves others,
+    where the parent keeps them to the end."""
+    import multiprocessing
+
+    from mmsim.explorer import _SERVED_KEPT, _TABLES
+
+    token = "parent's search"
+    _TABLES.hold(token)
+    try:
+        _TABLES.get(token, str)
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            assert pool.submit(_holds_after_fork, token).result() is False
+        assert _holds_after_fork(token) is True
+    finally:
+        _TABLES.drop(token)
+        for n in range(_SERVED_KEPT + 1):
+            _TABLES.drop(f"served {n}")
+
+
 def test_tabled_steps_learnt_in_one_process_serve_another() -> None:
     """What one process tabled (steps, with what each found, met and reached;
     and waits) another takes, its own extras numbered differently, and composes
