@@ -1747,8 +1747,16 @@ def _explore(
             ("dead_variables", dead_variables),
             ("table_steps", table_steps),
         ):
-            if getattr(search, name) != ours:
-                differs.append(f"{name} {getattr(search, name)}, not {ours}")
+            theirs = getattr(search, name)
+            if theirs != ours:
+                # Told as the API and the command line spell it: a user of
+                # either must learn how to resume it.
+                flag = f"--no-{name.replace('_', '-')}"
+                if theirs:
+                    flag = "--table-steps" if name == "table_steps" else f"no {flag}"
+                differs.append(
+                    f"{name} {theirs}, not {ours}: resume with {name}={theirs}, {flag}"
+                )
         if differs:
             raise CheckpointError(
                 f"{resume}: the checkpoint is of another search ({'; '.join(differs)})"

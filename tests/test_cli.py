@@ -1057,6 +1057,24 @@ def test_check_tables_steps_unless_told_to_replay(
     assert _costless(tabled) == _costless(replayed)
 
 
+def test_a_replaying_checkpoint_tells_how_to_resume_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A search saved replaying every state resumes only replaying: resumed
+    tabled (the default), the one-line refusal names the flag that resumes it."""
+    ckpt = str(tmp_path / "search.ckpt")
+    argv = ["check", "dio/002", "--no-diagram", "--no-table-steps"]
+    main([*argv, "--max-time", "0.001", "--checkpoint", ckpt])
+    capsys.readouterr()
+    assert main(["check", "dio/002", "--no-diagram", "--resume", ckpt]) == 2
+    assert capsys.readouterr().err == (
+        f"mmsim: error: {ckpt}: the checkpoint is of another search (table_steps "
+        "False, not True: resume with table_steps=False, --no-table-steps)\n"
+    )
+    assert main([*argv, "--resume", ckpt]) == 1  # dio/002 races: Sometimes
+    assert "complete" in capsys.readouterr().out
+
+
 def test_dask_not_installed_is_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

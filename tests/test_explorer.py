@@ -680,9 +680,17 @@ def test_a_checkpoint_of_another_search_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"another search \(bad None, not 1\)$"):
         explore(ToyFactory(prog, 2, 0, bad=1), resume=path)
     with pytest.raises(
-        CheckpointError, match=r"another search \(table_steps False, not True\)$"
+        CheckpointError,
+        match=r"another search \(table_steps False, not True: resume with "
+        r"table_steps=False, --no-table-steps\)$",
     ):
         explore(ToyFactory(prog, 2, 0), resume=path, table_steps=True)
+    with pytest.raises(
+        CheckpointError,
+        match=r"another search \(symmetry True, not False: resume with "
+        r"symmetry=True, no --no-symmetry\)$",
+    ):
+        explore(ToyFactory(prog, 2, 0), resume=path, symmetry=False)
     saved = path.read_bytes()
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(
